@@ -1,0 +1,362 @@
+"""`docker` runtime: a Redis image run through the Docker SDK, published on a loopback port.
+
+The `docker` package is imported inside functions: importing it costs a noticeable
+fraction of a second, and most runs never need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from redtest.errors import Location, ServiceError
+from redtest.services.health import wait_redis_ping
+from redtest.services.runtime import Endpoint, RunningService, health_timeout, redis_interfaces
+from redtest.spec.model import DEFAULT_REDIS_IMAGE, Service
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+
+HOST = "127.0.0.1"
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+REDIS_PORT = 6379  # what redis images listen on unless told otherwise
+_LOG_TAIL = 2000
+
+
+def docker_host() -> str:
+    return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+
+
+def connect(timeout: float = 60.0, location: Location | None = None) -> DockerClient:
+    """A client for the engine at DOCKER_HOST (docker.from_env); ServiceError when none answers."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise ServiceError(
+            f"runtime docker: no Docker engine answers at {docker_host()} ({_short(exc)}); "
+            "start Docker or point DOCKER_HOST at a running engine, or use --runtime local or "
+            "--runtime embedded",
+            location,
+        ) from None
+    return client
+
+
+def engine_available(timeout: float = 3.0) -> bool:
+    """True when a Docker engine answers a ping (used by `auto`)."""
+    host = docker_host()
+    # a missing unix socket is the common case: answer without importing docker
+    if host.startswith("unix://") and not os.path.exists(host[len("unix://") :]):
+        return False
+    try:
+        connect(timeout).close()
+    except ServiceError:
+        return False
+    return True
+
+
+class DockerRedis(RunningService):
+    """A Redis container; stop() removes it (with its anonymous volumes)."""
+
+    def __init__(
+        self,
+        service: Service,
+        client: DockerClient,
+        container: Container,
+        port: int,
+        *,
+        reused: bool,
+    ) -> None:
+        endpoint = Endpoint(HOST, port)
+        endpoints = {i.name: endpoint for i in redis_interfaces(service)}
+        super().__init__(
+            service.name, "docker", endpoints, f"container {container.short_id}", reused=reused
+        )
+        self.client = client
+        self.container = container
+        self.container_id: str = container.id or ""
+
+    def logs(self) -> str:
+        import docker
+
+        try:
+            return self.container.logs().decode("utf-8", "replace")
+        except docker.errors.DockerException:
+            return ""
+
+    def exit_reason(self) -> str | None:
+        """Why the container can never answer (for health waits), or None while it runs."""
+        import docker
+
+        try:
+            self.container.reload()
+        except docker.errors.NotFound:
+            return "the container was removed"
+        except docker.errors.DockerException:
+            return None
+        if self.container.status in ("exited", "dead"):
+            code = self.container.attrs.get("State", {}).get("ExitCode")
+            tail = self.logs()[-_LOG_TAIL:].strip() or "(no output)"
+            return f"the container exited with status {code}; logs:\n{tail}"
+        return None
+
+    def _stop(self) -> None:
+        import docker
+
+        with contextlib.suppress(docker.errors.NotFound):
+            self.container.remove(force=True, v=True)
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+def start_docker_redis(service: Service, *, suite_id: str) -> RunningService:
+    """Run the service's image (pulling it only when missing), publish its port, wait for PONG."""
+    client = connect(location=service.loc)
+    try:
+        _remove_orphans(client)
+        image = service.image or DEFAULT_REDIS_IMAGE
+        port = redis_interfaces(service)[0].port or REDIS_PORT
+        key = _reuse_key(suite_id, service.name, image, port)
+        if service.reuse:
+            found = _pick_up(client, service, key)
+            if found is not None:
+                return found
+        _ensure_image(client, image, service)
+        started = _run(client, service, image, port, suite_id, key)
+        if isinstance(started, DockerRedis):
+            return started  # lost a creation race to another run: theirs is ready
+        running = DockerRedis(
+            service, client, started, _host_port(started, port, service), reused=False
+        )
+    except BaseException:
+        client.close()
+        raise
+    try:
+        _wait_ready(running, service)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def _wait_ready(running: DockerRedis, service: Service, timeout: float | None = None) -> None:
+    ep = next(iter(running.endpoints.values()))
+    wait_redis_ping(
+        ep.host, ep.port, health_timeout(service) if timeout is None else timeout,
+        service=service.name, runtime="docker", location=service.loc, alive=running.exit_reason,
+    )  # fmt: skip
+
+
+def _reuse_key(suite_id: str, service: str, image: str, port: int) -> str:
+    return hashlib.sha256(f"{suite_id}\0{service}\0{image}\0{port}".encode()).hexdigest()[:16]
+
+
+def _labels(service: Service, suite_id: str, key: str, image: str) -> dict[str, str]:
+    return {
+        "redtest": "1",
+        "redtest.suite": suite_id,
+        "redtest.service": service.name,
+        "redtest.image": image,
+        "redtest.reuse": "1" if service.reuse else "0",
+        "redtest.key": key,
+        # lets a later run remove containers of a run that was killed hard
+        "redtest.owner": f"{socket.gethostname()}:{os.getpid()}",
+    }
+
+
+def _run(
+    client: DockerClient, service: Service, image: str, port: int, suite_id: str, key: str
+) -> Container | DockerRedis:
+    import docker
+
+    # the image's own command unless the interface asks for a port other than 6379
+    command = None if port == REDIS_PORT else ["redis-server", "--port", str(port)]
+    # reusable containers get a fixed name so two runs racing to create one end with one
+    name = f"redtest-{key}" if service.reuse else None
+    try:
+        return client.containers.run(
+            image, command=command, name=name, detach=True,
+            labels=_labels(service, suite_id, key, image),
+            ports={f"{port}/tcp": (HOST, None)},  # None: the engine picks a free host port
+        )  # fmt: skip
+    except docker.errors.APIError as exc:
+        if service.reuse and exc.status_code == 409:  # another run just created it
+            found = _pick_up(client, service, key)
+            if found is not None:
+                return found
+        raise ServiceError(
+            f"service '{service.name}' (runtime docker): cannot start a container from image "
+            f"'{image}': {_short(exc)}",
+            service.loc,
+        ) from None
+
+
+def _host_port(container: Container, port: int, service: Service) -> int:
+    """The loopback port the engine published for `port`; ServiceError if none appears."""
+    deadline = time.monotonic() + 5
+    while True:
+        container.reload()
+        bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
+            f"{port}/tcp"
+        )
+        if bindings:
+            return int(bindings[0]["HostPort"])
+        if time.monotonic() > deadline or container.status in ("exited", "dead"):
+            with contextlib.suppress(Exception):
+                container.remove(force=True, v=True)
+            raise ServiceError(
+                f"service '{service.name}' (runtime docker): container {container.short_id} has no "
+                f"published port for {port}/tcp (status {container.status})",
+                service.loc,
+            )
+        time.sleep(0.05)
+
+
+def _pick_up(client: DockerClient, service: Service, key: str) -> DockerRedis | None:
+    """The running, answering container an earlier run kept for this key; others are removed."""
+    import docker
+
+    found = client.containers.list(all=True, filters={"label": ["redtest=1", f"redtest.key={key}"]})
+    port = redis_interfaces(service)[0].port or REDIS_PORT
+    for container in found:
+        if container.status == "running":
+            try:
+                running = DockerRedis(
+                    service, client, container, _host_port(container, port, service), reused=True
+                )
+                _wait_ready(running, service, timeout=min(5.0, health_timeout(service)))
+                return running
+            except ServiceError:
+                pass
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True, v=True)  # stopped or broken: start afresh
+    return None
+
+
+def _ensure_image(client: DockerClient, image: str, service: Service) -> None:
+    """Pull `image` only when the engine does not have it."""
+    import docker
+
+    try:
+        client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as exc:
+        raise ServiceError(f"cannot inspect image '{image}': {_short(exc)}", service.loc) from None
+    _pull(client, image, service)
+
+
+def _pull(client: DockerClient, image: str, service: Service) -> None:
+    """Pull with a rich progress display on stderr; ServiceError naming the image on failure."""
+    import docker
+    from docker.utils import parse_repository_tag
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    repo, tag = parse_repository_tag(image)
+    console = Console(stderr=True)
+    failure: str | None = None
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        progress.add_task(f"pulling {image} for service '{service.name}'", total=None)
+        layers: dict[str, Any] = {}
+        try:
+            for event in client.api.pull(repo, tag=tag or "latest", stream=True, decode=True):
+                if "error" in event:
+                    failure = str(event["error"])
+                    break
+                _show_layer(progress, layers, event)
+        except docker.errors.DockerException as exc:
+            failure = _short(exc)
+    if failure is None:
+        try:
+            client.images.get(image)
+            console.print(f"pulled {image}")
+            return
+        except docker.errors.ImageNotFound:
+            failure = "the engine reported success but does not have the image"
+    raise ServiceError(
+        f"service '{service.name}' (runtime docker): image '{image}' is not present and pulling it "
+        f"failed: {failure}. Check the image name, or build or pull it yourself (docker pull {image})",
+        service.loc,
+    )
+
+
+def _show_layer(progress: Any, layers: dict[str, Any], event: dict[str, Any]) -> None:
+    layer, detail = event.get("id"), event.get("progressDetail") or {}
+    if not layer or not detail.get("total"):
+        return
+    if layer not in layers:
+        layers[layer] = progress.add_task(layer, total=detail["total"])
+    progress.update(
+        layers[layer], completed=detail.get("current", 0), total=detail["total"],
+        description=f"{layer} {event.get('status', '')}".strip(),
+    )  # fmt: skip
+
+
+def _remove_orphans(client: DockerClient) -> None:
+    """Remove non-reusable containers whose redtest run (on this host) died without cleaning up."""
+    import docker
+
+    host = socket.gethostname()
+    try:
+        found = client.containers.list(
+            all=True, filters={"label": ["redtest=1", "redtest.reuse=0"]}
+        )
+    except docker.errors.DockerException:
+        return
+    for container in found:
+        owner = (container.labels or {}).get("redtest.owner", "")
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True, v=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_reusable_containers(suite_id: str | None = None) -> int:
+    """Remove containers kept by `reuse: true` (all, or one suite's); returns how many."""
+    import docker
+
+    labels = ["redtest=1", "redtest.reuse=1"]
+    if suite_id is not None:
+        labels.append(f"redtest.suite={suite_id}")
+    client = connect()
+    try:
+        count = 0
+        for container in client.containers.list(all=True, filters={"label": labels}):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
+                count += 1
+        return count
+    finally:
+        client.close()
+
+
+def _short(exc: BaseException) -> str:
+    """One line of an SDK error (they can embed whole HTTP responses)."""
+    text = getattr(exc, "explanation", None) or str(exc)
+    text = str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
+    return text[:400]

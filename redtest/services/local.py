@@ -1,0 +1,303 @@
+"""`local` runtime: a redis-server binary from PATH or REDTEST_REDIS_SERVER, on a free loopback port.
+
+The process machinery here is shared with the `embedded` runtime, which differs only
+in where the binary comes from.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from redtest.errors import Location, ServiceError
+from redtest.services import reuse_state
+from redtest.services.health import wait_redis_ping
+from redtest.services.runtime import (
+    Endpoint,
+    RunningService,
+    free_port,
+    health_timeout,
+    redis_interfaces,
+)
+from redtest.spec.model import Service
+
+ENV_BINARY = "REDTEST_REDIS_SERVER"
+HOST = "127.0.0.1"
+_LOG_TAIL = 2000  # characters of server output quoted in errors
+_PORT_ATTEMPTS = 3  # free_port() can race with another process taking the port
+
+
+def find_binary(*, strict: bool = True, location: Location | None = None) -> str | None:
+    """REDTEST_REDIS_SERVER if set (it must be executable), else `redis-server` on PATH.
+
+    With strict=False a missing PATH binary returns None (for `auto`); a bad
+    REDTEST_REDIS_SERVER always raises, since the user asked for it explicitly.
+    """
+    env = os.environ.get(ENV_BINARY)
+    if env:
+        if os.path.isfile(env) and os.access(env, os.X_OK):
+            return env
+        found = shutil.which(env)  # a bare name is looked up on PATH
+        if found:
+            return found
+        raise ServiceError(f"{ENV_BINARY}={env} is not an executable file", location)
+    found = shutil.which("redis-server")
+    if found is None and strict:
+        raise ServiceError(
+            "runtime local needs a redis-server binary, but none is on PATH and "
+            f"{ENV_BINARY} is not set; install Redis (e.g. apt-get install redis-server), "
+            f"set {ENV_BINARY}=/path/to/redis-server, or use --runtime embedded",
+            location,
+        )
+    return found
+
+
+def start_local_redis(service: Service, *, suite_id: str) -> RunningService:
+    """Start redis-server from PATH / REDTEST_REDIS_SERVER for `service`."""
+    binary = find_binary(strict=True, location=service.loc)
+    assert binary is not None
+    return start_binary_redis(service, binary, runtime="local", suite_id=suite_id)
+
+
+class ProcessRedis(RunningService):
+    """A redis-server process in its own session, with its own temp dir and log file."""
+
+    def __init__(
+        self,
+        service: Service,
+        runtime: str,
+        port: int,
+        pid: int,
+        workdir: Path,
+        proc: subprocess.Popen[bytes] | None,
+        *,
+        reused: bool = False,
+        state_key: str | None = None,
+    ) -> None:
+        endpoint = Endpoint(HOST, port)
+        endpoints = {i.name: endpoint for i in redis_interfaces(service)}
+        super().__init__(service.name, runtime, endpoints, f"pid {pid}", reused=reused)
+        self.pid = pid
+        self.port = port
+        self.workdir = workdir
+        self.proc = proc  # None when picked up from an earlier run (not our child)
+        self.state_key = state_key
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "redis.log"
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def exit_reason(self) -> str | None:
+        """Why the process is gone (for health waits), or None while it runs."""
+        code = self.proc.poll() if self.proc is not None else (None if _alive(self.pid) else -1)
+        if code is None:
+            return None
+        tail = self.logs()[-_LOG_TAIL:].strip() or "(no output)"
+        return f"the process exited with status {code}; output:\n{tail}"
+
+    def _stop(self) -> None:
+        _kill_group(self.pid, self.proc)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.state_key is not None:
+            reuse_state.remove(self.state_key, pid=self.pid)
+
+
+def start_binary_redis(
+    service: Service, binary: str, *, runtime: str, suite_id: str
+) -> RunningService:
+    """Start `binary` as a Redis server for `service` (or reuse the one an earlier run kept)."""
+    if not service.reuse:
+        return _start_new(service, binary, runtime, keep=False)
+    key = reuse_state.key(runtime, suite_id, service.name)
+    with reuse_state.locked(key):
+        found = _pick_up(service, binary, runtime, key)
+        if found is not None:
+            return found
+        started = _start_new(service, binary, runtime, keep=True, state_key=key)
+        reuse_state.write(
+            key,
+            {
+                "pid": started.pid,
+                "port": started.port,
+                "binary": binary,
+                "workdir": str(started.workdir),
+                "runtime": runtime,
+                "suite": suite_id,
+                "service": service.name,
+                "started": time.time(),
+            },
+        )
+        return started
+
+
+def _pick_up(service: Service, binary: str, runtime: str, key: str) -> ProcessRedis | None:
+    """The server an earlier run kept, if it is alive, ours, and answers; else clean up and None."""
+    state = reuse_state.read(key)
+    if state is None:
+        return None
+    pid, port = int(state["pid"]), int(state["port"])
+    workdir = Path(state["workdir"])
+    if state.get("binary") == binary and reuse_state.is_our_server(state):
+        try:
+            wait_redis_ping(
+                HOST, port, 2.0, service=service.name, runtime=runtime, location=service.loc
+            )
+            return ProcessRedis(
+                service, runtime, port, pid, workdir, None, reused=True, state_key=key
+            )
+        except ServiceError:
+            pass
+        _kill_group(pid, None)
+    elif reuse_state.is_our_server(state):
+        _kill_group(pid, None)  # a different binary was asked for: replace the old server
+    shutil.rmtree(workdir, ignore_errors=True)
+    reuse_state.remove(key)
+    return None
+
+
+def _start_new(
+    service: Service, binary: str, runtime: str, *, keep: bool, state_key: str | None = None
+) -> ProcessRedis:
+    last_error: ServiceError | None = None
+    for _ in range(_PORT_ATTEMPTS):
+        workdir = Path(tempfile.mkdtemp(prefix=f"redtest-{service.name}-"))
+        port = free_port(HOST)
+        args = [
+            binary, "--port", str(port), "--bind", HOST,
+            # persistence off: a test server must not write dump.rdb / AOF files
+            "--save", "", "--appendonly", "no",
+            "--dir", str(workdir), "--daemonize", "no",
+        ]  # fmt: skip
+        proc = _launch(args, workdir, die_with_parent=not keep)
+        running = ProcessRedis(service, runtime, port, proc.pid, workdir, proc, state_key=state_key)
+        try:
+            wait_redis_ping(
+                HOST, port, health_timeout(service),
+                service=service.name, runtime=runtime, location=service.loc,
+                alive=running.exit_reason,
+            )  # fmt: skip
+            return running
+        except ServiceError as exc:
+            output = running.logs()
+            running.stop()
+            if "Address already in use" in output:
+                last_error = exc
+                continue  # someone took the port between free_port() and bind: try another
+            if output.strip() and "output:" not in exc.message:
+                raise ServiceError(
+                    f"{exc.message}; server output:\n{output[-_LOG_TAIL:].strip()}", exc.location
+                ) from None
+            raise
+    assert last_error is not None
+    raise last_error
+
+
+def _launch(args: list[str], workdir: Path, *, die_with_parent: bool) -> subprocess.Popen[bytes]:
+    """Start the server in its own session (Ctrl-C reaches redtest, which stops it)."""
+    log = open(
+        workdir / "redis.log", "wb"
+    )  # a file, not a pipe: a full pipe would block the server
+    try:
+        # die with redtest if it is killed hard (SIGKILL); only from the main thread,
+        # since PDEATHSIG fires when the forking *thread* exits
+        preexec = (
+            _die_with_parent_preexec()
+            if die_with_parent and threading.current_thread() is threading.main_thread()
+            else None
+        )
+        try:
+            return subprocess.Popen(
+                args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=preexec, close_fds=True,
+            )  # fmt: skip
+        except OSError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise ServiceError(f"cannot run {args[0]}: {exc.strerror or exc}") from None
+    finally:
+        log.close()
+
+
+def _die_with_parent_preexec():  # type: ignore[no-untyped-def]
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: no dlopen in the child
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie still "exists"; treat it as gone
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _kill_group(pid: int, proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
+    """SIGTERM the process group, then SIGKILL after `grace` seconds; reap our child."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if proc is not None:
+                if proc.poll() is not None:
+                    return
+            elif not _alive(pid):
+                return
+            time.sleep(0.02)
+    if proc is not None:
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def stop_reusable_processes(suite_id: str | None = None) -> int:
+    """Stop every local/embedded server kept by `reuse: true` (or only one suite's)."""
+    count = 0
+    for key, state in reuse_state.all_states():
+        if suite_id is not None and state.get("suite") != suite_id:
+            continue
+        with reuse_state.locked(key):
+            if reuse_state.is_our_server(state):
+                _kill_group(int(state["pid"]), None)
+                count += 1
+            if state.get("workdir"):
+                shutil.rmtree(state["workdir"], ignore_errors=True)
+            reuse_state.remove(key)
+    return count
