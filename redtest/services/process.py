@@ -1,0 +1,260 @@
+"""The application under test as a local process (SPEC §8).
+
+`start_process` runs an already-expanded argument list (no shell) in its own
+session, so stopping it reaches every process it spawned; stdout and stderr go
+to one log file whose tail is shown when the app fails to start or a test fails.
+It returns only once the service's healthcheck passes.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from redtest.errors import ServiceError
+from redtest.services.health import wait_http, wait_tcp
+from redtest.services.runtime import Endpoint, RunningService, free_port  # noqa: F401  (re-exported for the runner)
+from redtest.spec.model import DEFAULT_HEALTH_TIMEOUT, Service
+
+DEFAULT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+LOG_TAIL_BYTES = 64 * 1024  # logs() never returns more than this
+ERROR_TAIL_LINES = 30  # lines of output quoted in a start-up error
+NO_HEALTHCHECK_SETTLE = 0.3  # with nothing to probe, an app that survives this long counts as started
+
+
+class RunningProcess(RunningService):
+    """A started application process: its endpoints, its output, and how to stop it."""
+
+    def __init__(
+        self,
+        name: str,
+        popen: subprocess.Popen[bytes],
+        command: list[str],
+        log_path: Path,
+        endpoints: dict[str, Endpoint],
+        *,
+        grace: float = DEFAULT_GRACE,
+    ) -> None:
+        super().__init__(name, "process", endpoints, f"pid {popen.pid}: {shlex.join(command)}")
+        self.command = command
+        self.log_path = log_path
+        self.grace = grace
+        self._popen = popen
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has ended (negative: killed by that signal)."""
+        return self._popen.poll()
+
+    def alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def logs(self, max_bytes: int = LOG_TAIL_BYTES) -> str:
+        """The captured stdout+stderr, at most its last `max_bytes` bytes."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - max_bytes))
+                data = fh.read()
+        except OSError:
+            return ""
+        text = data.decode("utf-8", errors="replace")
+        if size > max_bytes:
+            text = text.split("\n", 1)[-1]  # drop the partial first line
+        return text
+
+    def tail(self, lines: int = ERROR_TAIL_LINES) -> str:
+        """The last `lines` lines of output, for error messages."""
+        return "\n".join(self.logs().rstrip("\n").splitlines()[-lines:])
+
+    def stop(self, grace: float | None = None) -> None:
+        """SIGTERM the whole process group, SIGKILL what is left after `grace` seconds. Idempotent."""
+        if grace is not None:
+            self.grace = grace
+        super().stop()
+
+    def _stop(self) -> None:
+        pgid = self.pid  # start_new_session made the child leader of its own group
+        deadline = time.monotonic() + self.grace
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            self._popen.wait(timeout=self.grace)
+        except subprocess.TimeoutExpired:
+            pass
+        # The leader may be gone while a child it spawned ignores SIGTERM: wait for the group.
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self._popen.poll() is None or _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+        self._popen.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is still in the group."""
+    proc = Path("/proc")
+    if proc.is_dir():
+        # Zombies answer killpg(0) until reaped, and orphans in a container may never be.
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid pgrp ..." — comm may hold spaces and parentheses.
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if len(fields) >= 3 and fields[2] == str(pgid) and fields[0] != "Z":
+                return True
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _default_endpoints(service: Service) -> dict[str, Endpoint]:
+    return {
+        name: Endpoint("127.0.0.1", iface.port)
+        for name, iface in service.interfaces.items()
+        if iface.protocol == "http" and iface.port is not None
+    }
+
+
+def start_process(
+    service: Service,
+    command: list[str],
+    env: Mapping[str, str],
+    workdir: Path,
+    *,
+    log_path: Path,
+    endpoints: Mapping[str, Endpoint] | None = None,
+    grace: float = DEFAULT_GRACE,
+) -> RunningProcess:
+    """Start `command` for `service` and wait until its healthcheck passes.
+
+    `command`, `env` and `workdir` are already expanded; `env` is merged over
+    os.environ. `endpoints` maps each interface to where the app listens (the
+    free ports handed out for `${self.INTERFACE.port}`); by default each http
+    interface's declared port on 127.0.0.1. Raises ServiceError (naming the
+    service, with the tail of its output) when it cannot start, exits during
+    start-up, or never becomes healthy.
+    """
+    if not command:
+        raise ServiceError(f"service {service.name!r}: empty command", service.loc)
+    if not workdir.is_dir():
+        raise ServiceError(f"service {service.name!r}: workdir {str(workdir)!r} is not a directory", service.loc)
+    ends = dict(endpoints) if endpoints is not None else _default_endpoints(service)
+    full_env = dict(os.environ)
+    # Python apps block-buffer a redirected stdout: without this, the log a failing
+    # test shows would miss the app's last lines. The suite's env can still override it.
+    full_env.setdefault("PYTHONUNBUFFERED", "1")
+    full_env.update(env)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        try:
+            popen = subprocess.Popen(
+                command,
+                cwd=workdir,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: stop() reaches its children
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise ServiceError(
+                f"service {service.name!r}: cannot run {shlex.join(command)} in {workdir}: {exc.strerror or exc}",
+                service.loc,
+            ) from exc
+    running = RunningProcess(service.name, popen, list(command), log_path, ends, grace=grace)
+    try:
+        _wait_ready(service, running)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def _wait_ready(service: Service, running: RunningProcess) -> None:
+    """Wait for the healthcheck, failing fast (with the output) if the process exits first."""
+    hc = service.healthcheck
+    timeout = hc.timeout if hc is not None else DEFAULT_HEALTH_TIMEOUT
+
+    def dead() -> str | None:
+        return None if running.returncode is None else "the process exited"
+
+    common = {"service": service.name, "runtime": "process", "location": service.loc, "alive": dead}
+    try:
+        if hc is not None and hc.kind == "http":
+            wait_http(_health_url(service, running, hc.target), timeout, **common)
+        elif hc is not None and hc.kind == "tcp":
+            host, port = _tcp_target(service, running, hc.target)
+            wait_tcp(host, port, timeout, **common)
+        elif running.endpoints:
+            # No healthcheck: at least wait until every interface accepts connections.
+            for ep in running.endpoints.values():
+                wait_tcp(ep.host, ep.port, timeout, **common)
+        else:
+            time.sleep(NO_HEALTHCHECK_SETTLE)
+    except ServiceError as exc:
+        if running.returncode is not None:
+            raise ServiceError(_exit_message(service, running), service.loc) from None
+        raise ServiceError(exc.message + _output_block(running), service.loc) from None
+    if running.returncode is not None:
+        raise ServiceError(_exit_message(service, running), service.loc)
+
+
+def _exit_message(service: Service, running: RunningProcess) -> str:
+    code = running.returncode
+    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+    return f"service {service.name!r} {how} during start-up ({running.detail})" + _output_block(running)
+
+
+def _output_block(running: RunningProcess) -> str:
+    tail = running.tail()
+    if not tail.strip():
+        return f"\n(no output; log: {running.log_path})"
+    return f"\nlast output (log: {running.log_path}):\n{tail}"
+
+
+def _health_url(service: Service, running: RunningProcess, target: str) -> str:
+    if target.startswith(("http://", "https://")):
+        return target
+    http_ifaces = [n for n, i in service.interfaces.items() if i.protocol == "http" and n in running.endpoints]
+    names = http_ifaces or list(running.endpoints)
+    if not names:
+        raise ServiceError(f"service {service.name!r}: an http healthcheck needs an http interface", service.loc)
+    ep = running.endpoints[names[0]]
+    return f"http://{ep.host}:{ep.port}/{target.lstrip('/')}"
+
+
+def _tcp_target(service: Service, running: RunningProcess, target: str) -> tuple[str, int]:
+    host, _, port_text = target.rpartition(":")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ServiceError(f"service {service.name!r}: bad tcp healthcheck {target!r}", service.loc) from None
+    # The port written in the file is the declared one; a process listens on the free port it was given.
+    for name, iface in service.interfaces.items():
+        if iface.port == port and name in running.endpoints:
+            ep = running.endpoints[name]
+            return ep.host, ep.port
+    return host or "127.0.0.1", port
