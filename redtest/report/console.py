@@ -84,8 +84,7 @@ class ConsoleReporter(BaseListener):
     def run_started(self, tests: list[PlannedTest], random_seed: int) -> None:
         self.random_seed = random_seed
         self._started = time.monotonic()
-        # a live display only makes sense where it can redraw in place
-        if self.console.is_terminal and not self.console.is_dumb_terminal and self.verbosity >= 0:
+        if self._live_allowed():
             self._progress = Progress(
                 SpinnerColumn(),
                 TextColumn("[progress.description]{task.description}"),
@@ -151,6 +150,12 @@ class ConsoleReporter(BaseListener):
             self._progress = None
 
     # -- pieces -----------------------------------------------------------------------------
+
+    def _live_allowed(self) -> bool:
+        # a live display needs a terminal that redraws in place; plain mode (NO_COLOR,
+        # --no-color, -q) promises no escape codes, and cursor movement is escape codes too
+        c = self.console
+        return c.is_terminal and not c.is_dumb_terminal and c.color_system is not None and self.verbosity >= 0
 
     def _describe(self, text: Text) -> None:
         if self._progress is not None and self._task is not None:

@@ -112,6 +112,9 @@ def clean_run() -> RunResult:
     return r
 
 
-def shared_dir() -> Path:
-    # <clone>/tests/report/conftest.py -> <clone>/../shared
-    return Path(__file__).resolve().parents[3] / "shared"
+@pytest.fixture(scope="session")
+def junit_xsd() -> Path:
+    """The shared JUnit XSD beside the clone (<clone>/../shared/junit/), else the vendored copy."""
+    here = Path(__file__).resolve().parent
+    shared = here.parents[1] / ".." / "shared" / "junit" / "junit-10.xsd"
+    return shared if shared.is_file() else here / "junit-10.xsd"
