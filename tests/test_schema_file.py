@@ -874,3 +874,20 @@ def test_schema_describes_every_model_field() -> None:
     assert set(defs["faultScenario"]["properties"]) == {
         "description", "tags", "scenario", "faults", "expect",
     }  # fmt: skip
+
+
+def test_every_healthcheck_option_combination_counts_correctly() -> None:
+    options = {"timeout": "1s", "interval": 100}
+    kinds = {"tcp": "localhost:6379", "redis": "ping", "http": "/health"}
+    for mask in range(1 << len(options)):
+        extra = {name: value for i, (name, value) in enumerate(options.items()) if mask >> i & 1}
+        for kind, target in kinds.items():
+            one = {"version": 1, "services": {"c": {"healthcheck": {kind: target, **extra}}}}
+            assert VALIDATOR.is_valid(one), (kind, extra)
+            for other, other_target in kinds.items():
+                if other != kind:
+                    two = {kind: target, other: other_target, **extra}
+                    doc = {"version": 1, "services": {"c": {"healthcheck": two}}}
+                    assert not VALIDATOR.is_valid(doc), two
+        none = {"version": 1, "services": {"c": {"healthcheck": dict(extra)}}}
+        assert not VALIDATOR.is_valid(none), extra
