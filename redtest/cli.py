@@ -1,0 +1,224 @@
+"""The `redtest` command: parse options, call one function, map the outcome to an exit status.
+
+Exit statuses (SPEC §10): 0 all passed · 1 a test failed · 2 invalid files or usage ·
+3 services could not start · 4 an internal error (a bug in redtest) · 130/143 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from redtest import __version__
+from redtest.errors import RedtestError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_PATH = "scenarios/"
+EXIT_INTERNAL = 4
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so every `with` block cleans up."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handles_errors(func: F) -> F:
+    """Turn RedtestErrors into one paragraph and an exit status; no traceback unless --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(click.get_current_context().find_root().params.get("debug"))
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            return func(*args, **kwargs)
+        except RedtestError as exc:
+            if debug:
+                raise
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: everything redtest started has been stopped", err=True)
+            sys.exit(130)
+        except Terminated:
+            click.echo("terminated: everything redtest started has been stopped", err=True)
+            sys.exit(143)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+            if debug:
+                raise
+            _fail(
+                f"internal error: {type(exc).__name__}: {exc} — this is a bug in redtest; "
+                "run again with --debug for the traceback",
+                EXIT_INTERNAL,
+            )
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="redtest")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+def main(debug: bool) -> None:
+    """Test how applications behave when Redis misbehaves."""
+
+
+def _paths(paths: tuple[str, ...]) -> list[Path]:
+    return [Path(p) for p in (paths or (DEFAULT_PATH,))]
+
+
+def _load(paths: tuple[str, ...]) -> list[Any]:
+    from redtest.spec.build import load_suites
+
+    return load_suites(_paths(paths))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@handles_errors
+def validate(paths: tuple[str, ...]) -> None:
+    """Check files against the schema and their references; start nothing."""
+    suites = _load(paths)
+    tests = sum(len(s.scenarios) + len(s.fault_scenarios) for s in suites)
+    click.echo(f"{len(suites)} file(s) valid, {tests} test(s)")
+
+
+@main.command(name="list")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("-k", "keyword", help="Only tests whose name matches (substring or glob).")
+@click.option("--tag", "tags", multiple=True, help="Only tests with this tag (repeatable).")
+@click.option("--matrix", is_flag=True, help="Include the scenario × fault matrix cells.")
+@handles_errors
+def list_tests(paths: tuple[str, ...], keyword: str | None, tags: tuple[str, ...], matrix: bool) -> None:
+    """Print the scenarios and fault scenarios that would run."""
+    from redtest.runner import Selection, plan
+
+    planned = plan(_load(paths), Selection(keyword, tags, matrix))
+    for _, tests in planned:
+        for test in tests:
+            extra = f"  faults: {', '.join(test.faults)}" if test.faults else ""
+            click.echo(f"{test.id}  [{test.kind}]{extra}")
+    click.echo(f"{sum(len(t) for _, t in planned)} test(s)")
+
+
+@main.command()
+@handles_errors
+def schema() -> None:
+    """Print the JSON Schema of the file format."""
+    from redtest.spec.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@handles_errors
+def init(directory: str, force: bool) -> None:
+    """Write a small working example suite (with the editor schema modeline)."""
+    from redtest.scaffold import write_example
+
+    for path in write_example(Path(directory), force=force):
+        click.echo(f"wrote {path}")
+    click.echo(f"run it with: redtest run {directory}")
+
+
+@main.command()
+@click.option("--upstream", required=True, help="The Redis server, HOST:PORT.")
+@click.option("--listen", default="127.0.0.1:0", show_default=True, help="Where to listen, HOST:PORT.")
+@click.option("--faults", "faults_file", type=click.Path(exists=True, dir_okay=False),
+              help="A redtest file whose faults to load.")
+@click.option("--fault", "fault_names", multiple=True, help="A fault of that file to switch on (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Don't print a line per rule hit.")
+@handles_errors
+def proxy(upstream: str, listen: str, faults_file: str | None, fault_names: tuple[str, ...], quiet: bool) -> None:
+    """Run the fault proxy alone in front of any Redis, until Ctrl-C."""
+    from redtest.proxy_command import run_proxy_command
+
+    run_proxy_command(upstream, listen, faults_file, fault_names, quiet=quiet, echo=click.echo)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("-k", "keyword", help="Only tests whose name matches (substring, or a glob with * ? [).")
+@click.option("--tag", "tags", multiple=True, help="Only tests with this tag (repeatable).")
+@click.option("-x", "--fail-fast", is_flag=True, help="Stop after the first failed test.")
+@click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write a JUnit XML report.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write a JSON report.")
+@click.option("--html", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
+@click.option("--runtime", type=click.Choice(["auto", "docker", "local", "embedded"]),
+              help="Serve every Redis service with this runtime.")
+@click.option("--matrix", is_flag=True, help="Also run every scenario under every fault on its interfaces.")
+@click.option("--random-seed", type=int, help="Seed for probabilistic fault rules (printed when omitted).")
+@click.option("--keep-services", is_flag=True, help="Leave services running after the run.")
+@click.option("-v", "--verbose", count=True, help="Show every step of every test.")
+@click.option("-q", "--quiet", is_flag=True, help="Only failures and the summary.")
+@click.option("--no-color", is_flag=True, help="Plain text, no colours (also NO_COLOR=1).")
+@handles_errors
+def run(
+    paths: tuple[str, ...], keyword: str | None, tags: tuple[str, ...], fail_fast: bool,
+    junit_xml: str | None, json_path: str | None, html: str | None, runtime: str | None,
+    matrix: bool, random_seed: int | None, keep_services: bool, verbose: int, quiet: bool,
+    no_color: bool,
+) -> None:
+    """Validate, start services, run every scenario with and without its faults, report."""
+    from redtest.runner import RunOptions, Selection
+    from redtest.runner import run as run_suites
+
+    suites = _load(paths)
+    options = RunOptions(
+        selection=Selection(keyword, tags, matrix),
+        fail_fast=fail_fast,
+        runtime=runtime,
+        random_seed=random_seed,
+        keep_services=keep_services,
+    )
+    listeners = _reporters(verbose=-1 if quiet else verbose, no_color=no_color, matrix=matrix)
+    result, start_failed = run_suites(suites, options, listeners)
+    _write_reports(result, junit_xml, json_path, html)
+    if not result.tests:
+        _fail("no tests selected: check the paths, -k and --tag", 2)
+    if start_failed:
+        sys.exit(3)
+    sys.exit(0 if result.passed else 1)
+
+
+def _reporters(*, verbose: int, no_color: bool, matrix: bool) -> list[Any]:
+    from redtest.report.console import ConsoleReporter, make_console
+
+    console = make_console(no_color=no_color, quiet=verbose < 0)
+    return [ConsoleReporter(console, verbosity=verbose, matrix=matrix)]
+
+
+def _write_reports(result: Any, junit_xml: str | None, json_path: str | None, html: str | None) -> None:
+    if junit_xml:
+        from redtest.report.junit import write_junit
+
+        write_junit(result, junit_xml)
+    if json_path:
+        from redtest.report.json_report import write_json
+
+        write_json(result, json_path)
+    if html:
+        from redtest.report.html import write_html
+
+        write_html(result, html)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Plan and execute suites; the one owner of every service's lifecycle."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from redtest import __version__
+from redtest.errors import ServiceError
+from redtest.results import Listener, PlannedTest, RunResult, ServiceInfo, TestResult
+from redtest.runner.environment import Environment, provision
+from redtest.runner.execute import run_test
+from redtest.runner.plan import Selection, plan_suite
+from redtest.spec import model
+
+__all__ = ["RunOptions", "Selection", "plan", "run"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything `redtest run` can be told."""
+
+    selection: Selection = Selection()
+    fail_fast: bool = False
+    runtime: str | None = None  # overrides every Redis service's runtime
+    random_seed: int | None = None
+    keep_services: bool = False
+
+
+def plan(suites: Sequence[model.Suite], selection: Selection) -> list[tuple[model.Suite, list[PlannedTest]]]:
+    """Each runnable suite with its selected tests (suites with none are left out)."""
+    out = []
+    for suite in suites:
+        if not suite.runnable:
+            continue
+        tests = plan_suite(suite, selection)
+        if tests:
+            out.append((suite, tests))
+    return out
+
+
+class _Broadcast:
+    def __init__(self, listeners: Sequence[Listener]) -> None:
+        self.listeners = list(listeners)
+
+    def __getattr__(self, event: str):  # type: ignore[no-untyped-def]
+        def emit(*args: object) -> None:
+            for listener in self.listeners:
+                getattr(listener, event)(*args)
+
+        return emit
+
+
+def run(
+    suites: Sequence[model.Suite], options: RunOptions, listeners: Sequence[Listener] = ()
+) -> tuple[RunResult, bool]:
+    """Run every selected test; returns the result and whether any services failed to start."""
+    events = _Broadcast(listeners)
+    seed = options.random_seed if options.random_seed is not None else random.SystemRandom().randrange(2**31)
+    planned = plan(suites, options.selection)
+    all_tests = [t for _, tests in planned for t in tests]
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = time.monotonic()
+    events.run_started(all_tests, seed)
+    results: list[TestResult] = []
+    infos: list[ServiceInfo] = []
+    start_failed = False
+    stop = False
+    for suite, tests in planned:
+        if stop:
+            results.extend(_skip(t, "not run: --fail-fast stopped the run", events) for t in tests)
+            continue
+        with ExitStack() as stack:
+            try:
+                env = provision(suite, stack, runtime=options.runtime, keep=options.keep_services)
+            except ServiceError as exc:
+                start_failed = True
+                results.extend(_errored(t, str(exc), events) for t in tests)
+                continue
+            infos.extend(env.infos)
+            events.services_ready(env.infos)
+            for test in tests:
+                if stop:
+                    results.append(_skip(test, "not run: --fail-fast stopped the run", events))
+                    continue
+                result = _run_one(test, env, seed, events)
+                results.append(result)
+                if options.fail_fast and result.status in ("failed", "error"):
+                    stop = True
+            if options.keep_services:
+                _print_kept(env)
+    run_result = RunResult(
+        version=__version__,
+        started_at=started_at,
+        duration_s=time.monotonic() - started,
+        random_seed=seed,
+        services=infos,
+        tests=results,
+        matrix=options.selection.matrix,
+    )
+    events.run_finished(run_result)
+    return run_result, start_failed
+
+
+def _run_one(test: PlannedTest, env: Environment, seed: int, events: _Broadcast) -> TestResult:
+    events.test_started(test)
+    result = run_test(test, env, random_seed=seed, on_step=lambda step: events.step_done(test, step))
+    events.test_finished(result)
+    return result
+
+
+def _skip(test: PlannedTest, reason: str, events: _Broadcast) -> TestResult:
+    result = TestResult(test, "skipped", 0.0, skip_reason=reason)
+    events.test_finished(result)
+    return result
+
+
+def _errored(test: PlannedTest, message: str, events: _Broadcast) -> TestResult:
+    events.test_started(test)
+    result = TestResult(test, "error", 0.0, error=message)
+    events.test_finished(result)
+    return result
+
+
+def _print_kept(env: Environment) -> None:
+    import sys
+
+    for info in env.infos:
+        where = ", ".join(f"{k} {v}" for k, v in info.endpoints.items())
+        proxies = ", ".join(f"{k} via proxy {v} (the proxy stops with redtest)" for k, v in info.proxies.items())
+        sys.stderr.write(f"kept {info.name} ({info.runtime}): {where}{'; ' + proxies if proxies else ''}\n")

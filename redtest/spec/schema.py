@@ -1,0 +1,134 @@
+"""JSON Schema validation of loaded documents, each error mapped to file:line:col."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from redtest.errors import SpecError
+from redtest.spec.load import Document
+
+SCHEMA_RESOURCE = "redtest.schema.json"
+
+
+def schema_text() -> str:
+    """The schema exactly as shipped (what `redtest schema` prints)."""
+    return resources.files("redtest").joinpath("schemas", SCHEMA_RESOURCE).read_text("utf-8")
+
+
+@cache
+def schema() -> dict[str, Any]:
+    return json.loads(schema_text())
+
+
+@cache
+def _validator() -> Any:
+    # jsonschema is slow to import; only validation needs it.
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema())
+
+
+def validate_document(doc: Document) -> list[SpecError]:
+    """Every schema violation in `doc`, one SpecError per place, in file order."""
+    errors: dict[tuple[str | int, ...], SpecError] = {}
+    for error in _validator().iter_errors(doc.data):
+        leaf = _deepest(error)
+        path = tuple(leaf.absolute_path)
+        if path in errors:
+            continue
+        errors[path] = _to_spec_error(doc, leaf)
+    return sorted(errors.values(), key=lambda e: (e.location.line, e.location.col))  # type: ignore[union-attr]
+
+
+def _deepest(error: Any) -> Any:
+    """For oneOf/anyOf failures, the sub-error that got furthest into the data."""
+    best = error
+    while best.context:
+        candidates = [e for e in best.context if e.validator not in ("not",)] or list(best.context)
+        deeper = max(candidates, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+        if len(deeper.absolute_path) < len(best.absolute_path):
+            break
+        best = deeper
+    return best
+
+
+def _describe_path(path: tuple[str | int, ...]) -> str:
+    parts: list[str] = []
+    for item in path:
+        parts.append(f"[{item}]" if isinstance(item, int) else (f".{item}" if parts else str(item)))
+    return "".join(parts) or "the file"
+
+
+def _allowed_keys(error: Any) -> list[str]:
+    props = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+    return sorted(props)
+
+
+def _to_spec_error(doc: Document, error: Any) -> SpecError:
+    path = tuple(error.absolute_path)
+    where = _describe_path(path)
+    pos = doc.positions
+    validator = error.validator
+    if validator == "additionalProperties" or validator == "unevaluatedProperties":
+        allowed = _allowed_keys(error)
+        extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
+        patterns = error.schema.get("patternProperties", {}) if isinstance(error.schema, dict) else {}
+        extras = [k for k in extras if not any(re.search(p, k) for p in patterns)] or extras
+        key = extras[0] if extras else "?"
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        text = f"unknown key {key!r} in {where}"
+        if hint:
+            text += f" — did you mean {hint[0]!r}?"
+        elif allowed:
+            text += f"; allowed keys: {', '.join(allowed)}"
+        return SpecError(text, pos.key_of((*path, key)))
+    if validator == "required":
+        return SpecError(f"{where} is missing {error.message.split(' is a required')[0]}", pos.key_of(path))
+    if validator == "propertyNames":
+        return SpecError(f"invalid name in {where}: {error.message}", pos.of(path))
+    if validator == "type" and "expect" in path and isinstance(error.instance, dict):
+        loc = pos.of(path)
+        line = doc.line(loc.line).strip().removeprefix("-").strip().replace("'", "''")
+        return SpecError(
+            f"{where} must be an expression string, but YAML read it as a mapping because it "
+            f"holds ': '; quote the whole item: - '{line}'",
+            loc,
+        )
+    description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if validator in ("minProperties", "maxProperties") and isinstance(error.instance, dict):
+        return SpecError(_one_key_message(path, where, error.instance), pos.of(path))
+    text = f"{where}: {error.message}"
+    if validator == "pattern":
+        text = f"{where}: {error.instance!r} is not valid"
+    if validator in ("type", "enum", "const", "pattern") and description:
+        text += f" ({description.rstrip('.')})"
+    location = pos.key_of(path) if validator in ("minProperties", "maxProperties") else pos.of(path)
+    return SpecError(text, location)
+
+
+def _one_key_message(path: tuple[str | int, ...], where: str, instance: dict[str, Any]) -> str:
+    keys = ", ".join(repr(k) for k in instance) or "none"
+    if "rules" in path:
+        return f"{where}: a rule holds exactly one effect (error, response, delay, drop or down); found {keys}"
+    return (
+        f"{where}: a step holds exactly one call — SERVICE.INTERFACE.METHOD or sleep — "
+        f"plus optional as/expect/allow_error/timeout; found {keys}"
+    )
+
+
+def check_documents(docs: list[Document]) -> None:
+    """Raise SpecErrors for every schema violation in any of `docs`."""
+    from redtest.errors import SpecErrors
+
+    found: list[SpecError] = []
+    for doc in docs:
+        found.extend(validate_document(doc))
+    if len(found) == 1:
+        raise found[0]
+    if found:
+        raise SpecErrors(found)
