@@ -115,7 +115,8 @@ class ConsoleReporter(BaseListener):
         if self.verbosity < 0 and result.status in ("passed", "skipped"):
             return
         self.console.print(self._test_line(result))
-        if self.verbosity >= 1 and result.steps:
+        # failures get their steps in the closing panel; printing them twice only adds noise
+        if self.verbosity >= 1 and result.steps and result.status not in ("failed", "error"):
             self.console.print(self._steps_table(result), markup=False)
 
     def run_finished(self, result: RunResult) -> None:

@@ -96,3 +96,10 @@ def test_docs_describe_every_field(run: RunResult) -> None:
         keys |= set(definition.get("properties", {}))
     missing = sorted(keys - documented)
     assert not missing, f"docs/json-report.md does not mention: {missing}"
+
+
+def test_docs_example_validates(validator: jsonschema.Draft202012Validator) -> None:
+    doc = (ROOT / "docs" / "json-report.md").read_text(encoding="utf-8")
+    example = re.search(r"```json\n(.*?)```", doc, re.S)
+    assert example is not None
+    validator.validate(json.loads(example.group(1)))
