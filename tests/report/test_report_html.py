@@ -107,4 +107,4 @@ def test_chromium_shows_the_failure(run: RunResult, tmp_path: Path) -> None:
     assert "512 ms SLOW" in visible
     assert "service app exited with status 1" in visible
     # and the probe does tell visible from hidden: a passing test's steps sit in a closed <details>
-    assert '{"value": "OK"}' in html and '{"value": "OK"}' not in visible
+    assert "{&quot;value&quot;: &quot;OK&quot;}" in html and '{"value": "OK"}' not in visible
