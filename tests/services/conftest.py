@@ -63,9 +63,12 @@ def suite_id() -> Iterator[str]:
     if _engine_answers(host) is None:
         import docker
 
-        with docker.DockerClient(base_url=host, timeout=10) as client:
+        client = docker.DockerClient(base_url=host, timeout=10)
+        try:
             for c in client.containers.list(all=True, filters={"label": f"redtest.suite={sid}"}):
                 c.remove(force=True, v=True)
+        finally:
+            client.close()
 
 
 @pytest.fixture
@@ -110,9 +113,11 @@ def _engine_answers(host: str | None) -> str | None:
         client = (
             docker.DockerClient(base_url=host, timeout=5) if host else docker.from_env(timeout=5)
         )
-        with client:
+        try:
             client.ping()
-    except Exception as exc:  # any failure means "not reachable" here
+        finally:
+            client.close()
+    except (docker.errors.DockerException, OSError) as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return None
 
