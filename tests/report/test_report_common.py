@@ -44,7 +44,7 @@ def test_matrix_grid(run: RunResult) -> None:
 
 
 def test_matrix_grid_names_files_when_scenarios_clash(run: RunResult) -> None:
-    other = run.tests[4]
+    other = run.tests[5]  # the second matrix cell
     other.test.file = "scenarios/other.yaml"
     grid = matrix_grid(run)
     assert grid is not None
