@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from redtest.errors import ServiceError, SpecError
+from redtest.expr import ServiceFacade
 from redtest.results import ServiceInfo
 from redtest.spec import model, templates
 
@@ -36,28 +37,6 @@ class InterfaceAccess:
         if self.proxy is not None:
             return self.proxy.address[1]
         return self.port
-
-
-class ServiceFacade:
-    """`cache` in expressions: its interfaces as attributes (`cache.main`)."""
-
-    def __init__(self, name: str, interfaces: dict[str, Any]) -> None:
-        self._name = name
-        self._interfaces = interfaces
-
-    def __getattr__(self, item: str) -> Any:
-        if item.startswith("_"):
-            raise AttributeError(item)
-        try:
-            return self._interfaces[item]
-        except KeyError:
-            raise AttributeError(f"service {self._name!r} has no interface {item!r}") from None
-
-    def expression_attributes(self) -> frozenset[str]:
-        return frozenset(self._interfaces)
-
-    def __repr__(self) -> str:
-        return f"<service {self._name}>"
 
 
 @dataclass

@@ -147,7 +147,8 @@ def load_suites(paths: Iterable[Path]) -> list[model.Suite]:
 def _merge_definitions(ctx: _Context) -> None:
     for section in _SECTIONS:
         merged: dict[str, _Origin] = {}
-        for doc in ctx.docs:
+        # Included files first, so a clash is reported where the including file repeats a name.
+        for doc in [*ctx.docs[1:], ctx.docs[0]]:
             items = doc.data.get(section) or {}
             for name, data in items.items():
                 loc = doc.positions.key_of((section, name))

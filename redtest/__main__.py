@@ -1,0 +1,5 @@
+"""`python -m redtest` is the `redtest` command."""
+
+from redtest.cli import main
+
+main()
