@@ -6,9 +6,10 @@ path (success, failure, exception, Ctrl-C, SIGTERM) stops it again.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,7 @@ def _own_ports(svc: model.Service) -> dict[str, int]:
 
 def _start_process(env: Environment, svc: model.Service, stack: ExitStack, *, keep: bool) -> None:
     from redtest.services.process import start_process
+    from redtest.services.runtime import Endpoint
 
     own = _own_ports(svc)
     assert svc.command is not None
@@ -195,19 +197,21 @@ def _start_process(env: Environment, svc: model.Service, stack: ExitStack, *, ke
     if not workdir.is_absolute():
         workdir = svc.base_dir / workdir
     log_dir = Path(tempfile.mkdtemp(prefix=f"redtest-{svc.name}-"))
+    if not keep:
+        # Registered before the process, so it is removed after the process stops.
+        stack.callback(shutil.rmtree, log_dir, ignore_errors=True)
     for iname, port in own.items():
         iface = svc.interfaces[iname]
         env.access[(svc.name, iname)] = InterfaceAccess(
             svc.name, iname, iface.protocol, "127.0.0.1", port, timeout=svc.step_timeout
         )
-    health_url = None
-    if svc.healthcheck is not None and svc.healthcheck.kind == "http":
-        http_ifaces = [i for i in svc.interfaces.values() if i.protocol == "http"]
-        if http_ifaces:
-            health_url = f"http://127.0.0.1:{own[http_ifaces[0].name]}{svc.healthcheck.target}"
+    if svc.healthcheck is not None:
+        # The healthcheck target may hold templates too (`tcp: "localhost:${self.api.port}"`).
+        target = expand(svc.healthcheck.target, env, svc, own)
+        svc = replace(svc, healthcheck=replace(svc.healthcheck, target=target))
     rp = start_process(
         svc, command, variables, workdir, log_path=log_dir / "output.log",
-        ports=own, health_url=health_url,
+        endpoints={name: Endpoint("127.0.0.1", port) for name, port in own.items()},
     )
     env.running[svc.name] = rp
     if not keep:
