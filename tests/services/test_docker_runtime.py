@@ -180,3 +180,42 @@ def test_orphans_of_a_killed_run_are_removed(docker_client, suite_id: str) -> No
     with start_redis(redis_service(runtime="docker"), None, suite_id=suite_id) as running:
         ids = [c.id for c in _containers(docker_client, suite_id)]
         assert orphan.id not in ids and ids == [running.container_id]  # type: ignore[attr-defined]
+
+
+def test_pull_progress_shows_each_layer() -> None:
+    # Pulls cannot really happen here (no registry), so the renderer is fed the
+    # engine's event shapes directly.
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from redtest.services.docker import _show_layer
+
+    out = io.StringIO()
+    with Progress(console=Console(file=out, width=100, force_terminal=False)) as progress:
+        layers: dict[str, object] = {}
+        _show_layer(progress, layers, {"status": "Pulling from library/redis", "id": "7"})
+        _show_layer(
+            progress,
+            layers,
+            {
+                "status": "Downloading",
+                "id": "a1b2",
+                "progressDetail": {"current": 50, "total": 100},
+            },
+        )
+        _show_layer(
+            progress,
+            layers,
+            {
+                "status": "Downloading",
+                "id": "a1b2",
+                "progressDetail": {"current": 100, "total": 100},
+            },
+        )
+        assert list(layers) == ["a1b2"]  # events without byte counts add no bar
+        task = progress.tasks[0]
+        assert (
+            task.completed == 100 and task.total == 100 and task.description == "a1b2 Downloading"
+        )
