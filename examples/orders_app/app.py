@@ -16,8 +16,9 @@ The rules it keeps (what the fault scenarios check):
   path the insert is rolled back, the `order:<id>` key is deleted (a SET whose reply
   was lost may have been applied) and the client gets 503 — no order row, no key.
 - Updating a user commits the database first (the source of truth), then deletes
-  `user:<id>` from the cache; when Redis fails the update still answers 200 and the
-  cache holds the new value or nothing. Reads repopulate the cache only after a clean
+  `user:<id>` from the cache; when Redis fails the update still answers 200, reads of
+  that user bypass the cache while a background DEL retries, and the cache ends up
+  holding the new value or nothing. Reads repopulate the cache only after a clean
   miss, never right after a cache error, so a late write cannot put an old value back.
 - Reads survive a broken cache: a Redis error on the read path falls back to SQLite.
 
@@ -31,6 +32,8 @@ import logging
 import os
 import sqlite3
 import sys
+import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,6 +44,7 @@ from redis.retry import Retry
 
 ORDER_TTL = 300  # seconds a cached order lives
 USER_TTL = 60  # seconds a cached user lives: bounds staleness if an invalidation is lost
+INVALIDATION_RETRIES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between background DEL attempts
 
 KNOWN_BUGS = {"commit_before_cache", "cache_before_commit", "stale_user", "no_read_fallback"}
 
@@ -92,12 +96,40 @@ def create_app(db_path: str, redis_url: str, *, bugs: set[str] | None = None, re
     def _unavailable(exc: ServiceUnavailable) -> Any:
         return jsonify(error="service unavailable", detail=str(exc)), 503
 
-    def forget(key: str) -> None:
+    def forget(key: str) -> bool:
         """Best-effort DEL: the key may hold something the DB does not (any more)."""
         try:
             cache.delete(key)
+            return True
         except redis.RedisError as exc:
             log.warning("could not delete %s from the cache: %s", key, exc)
+            return False
+
+    # Keys whose invalidation failed: the cache may still hold an old value, so reads
+    # skip the cache for them until a background DEL gets through.
+    dirty: set[str] = set()
+    dirty_lock = threading.Lock()
+
+    def invalidate(key: str) -> None:
+        if forget(key):
+            return
+        with dirty_lock:
+            if key in dirty:
+                return  # a retry loop is already running for it
+            dirty.add(key)
+
+        def retry() -> None:
+            for pause in INVALIDATION_RETRIES:
+                time.sleep(pause)
+                if forget(key):
+                    log.info("late invalidation of %s succeeded", key)
+                    break
+            else:
+                log.error("gave up invalidating %s; it expires within %ss", key, USER_TTL)
+            with dirty_lock:
+                dirty.discard(key)
+
+        threading.Thread(target=retry, name=f"invalidate {key}", daemon=True).start()
 
     # -- health -------------------------------------------------------------------------
 
@@ -188,16 +220,18 @@ def create_app(db_path: str, redis_url: str, *, bugs: set[str] | None = None, re
                 cache.set(key, json.dumps(order), ex=ORDER_TTL)
             except redis.RedisError as exc:
                 log.warning("could not cache %s: %s", key, exc)
-        return jsonify(order), 200, {"X-Cache": "miss" if cache_ok else "error"}
+        return jsonify(order), 200, {"X-Cache": "miss" if cache_ok else "bypass"}
 
     # -- users ----------------------------------------------------------------------------
 
     @app.get("/users/<int:user_id>")
     def get_user(user_id: int) -> Any:
         key = f"user:{user_id}"
-        cache_ok = True
+        with dirty_lock:
+            cache_ok = key not in dirty
         try:
-            cached = cache.hgetall(key)  # a hash, as in the seed: HSET user:1 name alice ...
+            # A hash, as in the seed: HSET user:1 name alice ...; skipped while the key is dirty.
+            cached = cache.hgetall(key) if cache_ok else {}
         except redis.RedisError as exc:
             if "no_read_fallback" in bugs:
                 return jsonify(error=f"cache error: {exc}"), 500
@@ -216,7 +250,7 @@ def create_app(db_path: str, redis_url: str, *, bugs: set[str] | None = None, re
                 _cache_user(cache, user)
             except redis.RedisError as exc:
                 log.warning("could not cache %s: %s", key, exc)
-        return jsonify(user), 200, {"X-Cache": "miss" if cache_ok else "error"}
+        return jsonify(user), 200, {"X-Cache": "miss" if cache_ok else "bypass"}
 
     @app.put("/users/<int:user_id>")
     def update_user(user_id: int) -> Any:
@@ -247,10 +281,11 @@ def create_app(db_path: str, redis_url: str, *, bugs: set[str] | None = None, re
 
         # The database is the source of truth: commit first (autocommit statement)...
         conn.execute("UPDATE users SET name = ?, email = ? WHERE id = ?", (name, email, user_id))
-        # ...then invalidate. If the DEL fails the update stands; a DEL that timed out
-        # still runs later, and repopulation after errors is off, so the cache ends up
-        # empty or fresh. (A DEL refused outright leaves the old hash until USER_TTL.)
-        forget(key)
+        # ...then invalidate. If the DEL fails the update stands (200): reads bypass the
+        # cache for this key while a background DEL retries, and reads never repopulate
+        # right after a cache error, so the cache ends up fresh or empty. (If Redis stays
+        # unwritable past the retries, the old hash lives at most USER_TTL.)
+        invalidate(key)
         log.info("user %s updated", user_id)
         return jsonify(user), 200
 
