@@ -229,26 +229,29 @@ def compile_expression(source: str, loc: Location, scope: Scope) -> CompiledExpr
     )
 
 
+def _prepare(source: str) -> tuple[str, int]:
+    """The text `ast` parses and how many leading characters were dropped to get it.
+
+    YAML block scalars bring newlines and indentation; newlines become spaces (so the
+    expression is one line, and character offsets are unchanged) and leading blanks are
+    dropped (an IndentationError otherwise).
+    """
+    flat = source.replace("\r", " ").replace("\n", " ")
+    text = flat.lstrip()
+    return text, len(flat) - len(text)
+
+
 def _parse(source: str, loc: Location) -> ast.expr:
-    # Leading whitespace is an IndentationError for `ast.parse`; replacing it (and newlines,
-    # for YAML block scalars) with spaces inside parentheses keeps every character offset.
-    text = "(" + source.replace("\r", " ").replace("\n", " ").replace("\t", " ") + "\n)"
+    text, lead = _prepare(source)
     try:
-        node = ast.parse(text, mode="eval").body
+        return ast.parse(text, mode="eval").body
     except SyntaxError as exc:
-        raise _syntax_error(source, loc, exc) from None
+        raise _syntax_error(source, loc, exc, lead) from None
     except (RecursionError, MemoryError, ValueError):
         raise SpecError("expression is too complex to parse", loc) from None
-    # `(a) or (b` parses once wrapped; reject anything that doesn't parse on its own too.
-    if source.count("(") != source.count(")"):
-        try:
-            ast.parse(source.strip(), mode="eval")
-        except SyntaxError as exc:
-            raise _syntax_error(source, loc, exc) from None
-    return node
 
 
-def _syntax_error(source: str, loc: Location, exc: SyntaxError) -> SpecError:
+def _syntax_error(source: str, loc: Location, exc: SyntaxError, lead: int) -> SpecError:
     """Name the statement when the user wrote one (`import os`, `x = 1`), else Python's message."""
     try:
         body = ast.parse(source.strip(), mode="exec").body
@@ -260,18 +263,19 @@ def _syntax_error(source: str, loc: Location, exc: SyntaxError) -> SpecError:
         return SpecError("statements are not allowed: an assertion is one expression", loc)
     if len(body) > 1:
         return SpecError("an assertion is one expression, not several statements", loc)
-    if (exc.lineno or 1) > 1:  # on the closing line we added: the text ended too early
-        offset = len(source)
-    else:  # 1-based, into the wrapped text whose "(" shifts everything by one
-        offset = max((exc.offset or 1) - 2, 0)
+    if exc.offset:  # 1-based characters into the parsed text
+        offset = lead + exc.offset - 1
+    else:  # 0: the text ended too early
+        offset = len(source.rstrip())
     where = _position(source, loc, offset)
     msg = exc.msg or "invalid syntax"
     return SpecError(f"invalid expression: {msg}", where)
 
 
 def _char_offset(source: str, col_offset: int) -> int:
-    """A node's col_offset (UTF-8 bytes into the wrapped text) as a character offset into source."""
-    return len(("(" + source).encode("utf-8")[:col_offset].decode("utf-8", "ignore")) - 1
+    """A node's col_offset (UTF-8 bytes into the parsed text) as a character offset into source."""
+    text, lead = _prepare(source)
+    return lead + len(text.encode("utf-8")[:col_offset].decode("utf-8", "ignore"))
 
 
 def _position(source: str, loc: Location, offset: int) -> Location:
@@ -556,9 +560,12 @@ class _Checker:
         aliases = {v: k for k, v in EXPRESSION_ALIASES.get(protocol, {}).items()}
         if canonical is None:
             spelled = [aliases.get(m, m) for m in METHODS.get(protocol, {})]
-            hint = _did_you_mean(name, spelled)
-            if name == "del" and "delete" in spelled:
-                hint = " (in expressions `del` is spelled `delete`)"
+            hint = _did_you_mean(name, spelled, cutoff=0.7)  # flushall is not lpush
+            if not hint and protocol == "redis":
+                hint = (
+                    f' (other commands go through command: '
+                    f'{service}.{interface}.command(cmd="{name.upper()}", args=[...]))'
+                )
             raise self.error(
                 node.func, f"{protocol} interface {service}.{interface} has no method {name}{hint}"
             )
@@ -589,8 +596,8 @@ class _Checker:
         )
 
 
-def _did_you_mean(name: str, candidates: Any) -> str:
-    match = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+def _did_you_mean(name: str, candidates: Any, cutoff: float = 0.6) -> str:
+    match = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=cutoff)
     return f" (did you mean {match[0]}?)" if match else ""
 
 
@@ -653,9 +660,8 @@ class _Evaluator:
         self.allocated = 0
 
     def segment(self, node: ast.AST) -> str:
-        """The source text of a node (offsets are into the wrapped text "(" + source)."""
-        text = "(" + self.source.replace("\r", " ").replace("\n", " ").replace("\t", " ") + "\n)"
-        piece = ast.get_source_segment(text, node)
+        """The source text of a node, as written."""
+        piece = ast.get_source_segment(_prepare(self.source)[0], node)
         return (piece or ast.unparse(node)).strip()
 
     # -- the top: assert_* or a bare boolean expression --------------------------------------
