@@ -77,6 +77,7 @@ class ConsoleReporter(BaseListener):
         self.random_seed: int | None = None
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._live = False  # whether the progress display is on screen
         self._started = time.monotonic()
 
     # -- events -----------------------------------------------------------------------------
@@ -94,8 +95,9 @@ class ConsoleReporter(BaseListener):
                 console=self.console,
                 transient=True,
             )
-            self._task = self._progress.add_task("starting services", total=len(tests))
-            self._progress.start()
+            self._task = self._progress.add_task("", total=len(tests))
+            # started at the first test, not here: services start in between, and a
+            # runtime's own progress display (docker pull) must not meet a second live one
 
     def services_ready(self, services: list[ServiceInfo]) -> None:
         self.services = list(services)
@@ -104,6 +106,9 @@ class ConsoleReporter(BaseListener):
                 self.console.print(line, markup=False)
 
     def test_started(self, test: PlannedTest) -> None:
+        if self._progress is not None and not self._live:
+            self._progress.start()
+            self._live = True
         self._describe(Text(test.id))
 
     def step_done(self, test: PlannedTest, step: StepResult) -> None:
@@ -146,9 +151,9 @@ class ConsoleReporter(BaseListener):
 
     def close(self) -> None:
         """Stop the live display (idempotent); call it if the run ends without run_finished."""
-        if self._progress is not None:
+        if self._progress is not None and self._live:
             self._progress.stop()
-            self._progress = None
+        self._progress, self._live = None, False
 
     # -- pieces -----------------------------------------------------------------------------
 
@@ -206,8 +211,8 @@ class ConsoleReporter(BaseListener):
         for a in failed_assertions(r):
             first, *rest = assertion_lines(a)
             block = Text(first, style="bold")
-            for extra in rest:
-                block.append("\n  " + extra, style="red" if extra is rest[0] else "")
+            for i, extra in enumerate(rest):
+                block.append("\n  " + extra, style="red" if i == 0 else "")
             parts.append(block)
         if r.error and (r.status == "error" or not failed_assertions(r)):
             parts.append(Text(clean(r.error), style="red"))

@@ -143,8 +143,10 @@ def test_colour_and_live_progress_on_a_terminal(run: RunResult, monkeypatch: pyt
     console = make_console(no_color=False, stream=stream)
     rep = ConsoleReporter(console)
     rep.run_started([t.test for t in run.tests], run.random_seed)
-    assert rep._progress is not None  # the live display runs on a terminal
+    assert rep._progress is not None and not rep._live  # not while services start
+    rep.services_ready(run.services)
     rep.test_started(run.tests[0].test)
+    assert rep._live  # the live display runs on a terminal
     rep.test_finished(run.tests[0])
     rep.run_finished(run)
     assert rep._progress is None
