@@ -125,6 +125,7 @@ def test_plain_text_without_escape_codes(run: RunResult, monkeypatch: pytest.Mon
     stream = io.StringIO()
     if how != "not_a_terminal":
         monkeypatch.setenv("FORCE_COLOR", "1")  # pretend the stream is a terminal
+        monkeypatch.setenv("TERM", "xterm-256color")
     monkeypatch.delenv("NO_COLOR", raising=False)
     if how == "no_color_env":
         monkeypatch.setenv("NO_COLOR", "1")
@@ -138,6 +139,7 @@ def test_plain_text_without_escape_codes(run: RunResult, monkeypatch: pytest.Mon
 def test_colour_and_live_progress_on_a_terminal(run: RunResult, monkeypatch: pytest.MonkeyPatch) -> None:
     # the counterpart of the test above: the same setup without NO_COLOR does colour
     monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm-256color")  # CI shells often say TERM=dumb
     monkeypatch.delenv("NO_COLOR", raising=False)
     stream = io.StringIO()
     console = make_console(no_color=False, stream=stream)
