@@ -41,7 +41,7 @@ def connect(timeout: float = 60.0, location: Location | None = None) -> DockerCl
         client.ping()
     except docker.errors.DockerException as exc:
         raise ServiceError(
-            f"runtime docker: no Docker engine answers at {docker_host()} ({_short(exc)}); "
+            f"runtime docker: no Docker engine answers at {docker_host()} ({short_error(exc)}); "
             "start Docker or point DOCKER_HOST at a running engine, or use --runtime local or "
             "--runtime embedded",
             location,
@@ -62,23 +62,21 @@ def engine_available(timeout: float = 3.0) -> bool:
     return True
 
 
-class DockerRedis(RunningService):
-    """A Redis container; stop() removes it (with its anonymous volumes)."""
+class ContainerService(RunningService):
+    """A container this runtime started; stop() removes it (with its anonymous volumes)."""
 
     def __init__(
         self,
-        service: Service,
+        name: str,
+        runtime: str,
+        endpoints: dict[str, Endpoint],
         client: DockerClient,
         container: Container,
-        port: int,
         *,
-        reused: bool,
+        reused: bool = False,
     ) -> None:
-        endpoint = Endpoint(HOST, port)
-        endpoints = {i.name: endpoint for i in redis_interfaces(service)}
-        super().__init__(
-            service.name, "docker", endpoints, f"container {container.short_id}", reused=reused
-        )
+        detail = f"container {container.short_id}"
+        super().__init__(name, runtime, endpoints, detail, reused=reused)
         self.client = client
         self.container = container
         self.container_id: str = container.id or ""
@@ -116,11 +114,28 @@ class DockerRedis(RunningService):
             self.client.close()
 
 
+class DockerRedis(ContainerService):
+    """A Redis server container; every redis interface maps to its published port."""
+
+    def __init__(
+        self,
+        service: Service,
+        client: DockerClient,
+        container: Container,
+        port: int,
+        *,
+        reused: bool,
+    ) -> None:
+        endpoint = Endpoint(HOST, port)
+        endpoints = {i.name: endpoint for i in redis_interfaces(service)}
+        super().__init__(service.name, "docker", endpoints, client, container, reused=reused)
+
+
 def start_docker_redis(service: Service, *, suite_id: str) -> RunningService:
     """Run the service's image (pulling it only when missing), publish its port, wait for PONG."""
     client = connect(location=service.loc)
     try:
-        _remove_orphans(client)
+        remove_orphans(client)
         image = service.image or DEFAULT_REDIS_IMAGE
         port = redis_interfaces(service)[0].port or REDIS_PORT
         key = _reuse_key(suite_id, service.name, image, port)
@@ -128,7 +143,7 @@ def start_docker_redis(service: Service, *, suite_id: str) -> RunningService:
             found = _pick_up(client, service, key)
             if found is not None:
                 return found
-        _ensure_image(client, image, service)
+        ensure_image(client, image, service)
         started = _run(client, service, image, port, suite_id, key)
         if isinstance(started, DockerRedis):
             return started  # lost a creation race to another run: theirs is ready
@@ -158,7 +173,7 @@ def _reuse_key(suite_id: str, service: str, image: str, port: int) -> str:
     return hashlib.sha256(f"{suite_id}\0{service}\0{image}\0{port}".encode()).hexdigest()[:16]
 
 
-def _labels(service: Service, suite_id: str, key: str, image: str) -> dict[str, str]:
+def labels_for(service: Service, suite_id: str, key: str, image: str) -> dict[str, str]:
     return {
         "redtest": "1",
         "redtest.suite": suite_id,
@@ -183,7 +198,7 @@ def _run(
     try:
         return client.containers.run(
             image, command=command, name=name, detach=True,
-            labels=_labels(service, suite_id, key, image),
+            labels=labels_for(service, suite_id, key, image),
             ports={f"{port}/tcp": (HOST, None)},  # None: the engine picks a free host port
         )  # fmt: skip
     except docker.errors.APIError as exc:
@@ -193,7 +208,7 @@ def _run(
                 return found
         raise ServiceError(
             f"service '{service.name}' (runtime docker): cannot start a container from image "
-            f"'{image}': {_short(exc)}",
+            f"'{image}': {short_error(exc)}",
             service.loc,
         ) from None
 
@@ -240,7 +255,7 @@ def _pick_up(client: DockerClient, service: Service, key: str) -> DockerRedis | 
     return None
 
 
-def _ensure_image(client: DockerClient, image: str, service: Service) -> None:
+def ensure_image(client: DockerClient, image: str, service: Service) -> None:
     """Pull `image` only when the engine does not have it."""
     import docker
 
@@ -250,7 +265,9 @@ def _ensure_image(client: DockerClient, image: str, service: Service) -> None:
     except docker.errors.ImageNotFound:
         pass
     except docker.errors.APIError as exc:
-        raise ServiceError(f"cannot inspect image '{image}': {_short(exc)}", service.loc) from None
+        raise ServiceError(
+            f"cannot inspect image '{image}': {short_error(exc)}", service.loc
+        ) from None
     _pull(client, image, service)
 
 
@@ -280,7 +297,7 @@ def _pull(client: DockerClient, image: str, service: Service) -> None:
                     break
                 _show_layer(progress, layers, event)
         except docker.errors.DockerException as exc:
-            failure = _short(exc)
+            failure = short_error(exc)
     if failure is None:
         try:
             client.images.get(image)
@@ -307,7 +324,7 @@ def _show_layer(progress: Any, layers: dict[str, Any], event: dict[str, Any]) ->
     )  # fmt: skip
 
 
-def _remove_orphans(client: DockerClient) -> None:
+def remove_orphans(client: DockerClient) -> None:
     """Remove non-reusable containers whose redtest run (on this host) died without cleaning up."""
     import docker
 
@@ -355,8 +372,15 @@ def remove_reusable_containers(suite_id: str | None = None) -> int:
         client.close()
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     """One line of an SDK error (they can embed whole HTTP responses)."""
     text = getattr(exc, "explanation", None) or str(exc)
     text = str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
     return text[:400]
+
+
+def start_container(service: Service, env: dict[str, str], *, suite_id: str) -> RunningService:
+    """An application container (SPEC §8); see redtest.services.container."""
+    from redtest.services.container import start_app_container
+
+    return start_app_container(service, env, suite_id=suite_id)

@@ -1,0 +1,88 @@
+"""Application containers (SPEC §8): an `image` with no `command`, run by the Docker runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redtest.errors import ServiceError
+from redtest.services.docker import (
+    HOST,
+    ContainerService,
+    connect,
+    ensure_image,
+    labels_for,
+    remove_orphans,
+    short_error,
+)
+from redtest.services.health import wait_http, wait_tcp
+from redtest.services.runtime import Endpoint, RunningService, health_timeout
+from redtest.spec.model import Service
+
+
+def start_app_container(service: Service, env: dict[str, str], *, suite_id: str) -> RunningService:
+    """Run an application image with host networking; wait for its healthcheck.
+
+    Host networking keeps the wiring of process services: `${cache.main.url}` is a
+    loopback proxy address, which a container on Docker's bridge could not reach.
+    Each interface's `port` is therefore where the app listens on this host.
+    """
+    import docker
+
+    if not service.image:
+        raise ValueError(f"start_container called for {service.name}, which has no image")
+    client = connect(location=service.loc)
+    try:
+        remove_orphans(client)
+        ensure_image(client, service.image, service)
+        labels = labels_for(service, suite_id, "", service.image)
+        labels["redtest.reuse"] = "0"  # an application is never kept between runs
+        try:
+            container = client.containers.run(
+                service.image, detach=True, environment=env, labels=labels, network_mode="host"
+            )
+        except docker.errors.APIError as exc:
+            raise ServiceError(
+                f"service '{service.name}' (runtime container): cannot start a container from "
+                f"image '{service.image}': {short_error(exc)}",
+                service.loc,
+            ) from None
+    except BaseException:
+        client.close()
+        raise
+    endpoints = {
+        name: Endpoint(HOST, iface.port)
+        for name, iface in service.interfaces.items()
+        if iface.port is not None and iface.protocol != "sqlite"
+    }
+    running = ContainerService(service.name, "container", endpoints, client, container)
+    try:
+        _wait_app_ready(running, service)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def _wait_app_ready(running: ContainerService, service: Service) -> None:
+    hc = service.healthcheck
+    timeout = health_timeout(service)
+    common: dict[str, Any] = {
+        "service": service.name, "runtime": "container", "location": service.loc,
+        "alive": running.exit_reason,
+    }  # fmt: skip
+    if hc is not None and hc.kind == "http":
+        http = [n for n, i in service.interfaces.items() if i.protocol == "http"]
+        if not http:
+            raise ServiceError(
+                f"service '{service.name}': an http healthcheck needs an http interface",
+                service.loc,
+            )
+        ep = running.endpoints[http[0]]
+        path = hc.target if hc.target.startswith("/") else "/" + hc.target
+        wait_http(f"http://{ep.host}:{ep.port}{path}", timeout, **common)
+    elif hc is not None and hc.kind == "tcp":
+        host, _, port = hc.target.rpartition(":")
+        wait_tcp(host or HOST, int(port), timeout, **common)
+    else:
+        for ep in running.endpoints.values():
+            wait_tcp(ep.host, ep.port, timeout, **common)
