@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-
 CORPUS = Path(__file__).parent / "invalid"
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,172 @@
+"""`redtest run` end to end: real CLI subprocess, real redis-server, real proxy.
+
+Each suite file runs once per module (module fixtures) and the tests read the
+JSON report and the terminal text, so one run checks many behaviours.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+SUITES = HERE / "suites"
+
+
+def _run(cli, tmp: Path, *args: str) -> tuple[Any, dict[str, Any] | None]:
+    report = tmp / "report.json"
+    result = cli(["run", *args, "--runtime", "embedded", "--json", str(report)])
+    data = json.loads(report.read_text()) if report.exists() else None
+    return result, data
+
+
+def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in report["tests"]}
+
+
+@pytest.fixture(scope="module")
+def rules_run(tmp_path_factory):
+    from conftest import run_cli
+
+    tmp = tmp_path_factory.mktemp("rules")
+    return _run(run_cli, tmp, str(SUITES / "rules.yaml"), "--random-seed", "7")
+
+
+@pytest.fixture(scope="module")
+def failing_run(tmp_path_factory):
+    from conftest import run_cli
+
+    tmp = tmp_path_factory.mktemp("failing")
+    return _run(run_cli, tmp, str(SUITES / "failing.yaml"))
+
+
+RULE_TESTS = [
+    "error_on_set", "response_nil", "response_integer", "delay_get", "delay_then_error",
+    "drop_close", "drop_lose_reply", "drop_blackhole", "redis_down", "times_once",
+]
+
+
+@pytest.mark.parametrize("name", RULE_TESTS)
+def test_each_rule_kind_behaves_as_specified(rules_run, name: str) -> None:
+    result, report = rules_run
+    assert report is not None, result.stderr
+    test = _by_name(report)[name]
+    failed = [a for a in test["assertions"] if not a["passed"]]
+    assert test["status"] == "passed", (test["error"], failed, test["steps"])
+
+
+def test_rules_suite_passes_and_reports_hits(rules_run) -> None:
+    result, report = rules_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    tests = _by_name(report)
+    assert report["random_seed"] == 7
+    assert "7" in result.stdout  # the seed is printed so a run can be repeated
+    once = tests["times_once"]["faults"][0]
+    assert once["name"] == "once" and once["rules"][0]["hits"] == 1
+    slow = tests["delay_get"]["faults"][0]
+    assert slow["rules"][0]["hits"] == 2  # two GETs went through the delay
+    assert tests["write_read"]["faults"] == []  # plain scenarios run without faults
+
+
+def test_plain_scenarios_run_without_faults(rules_run) -> None:
+    _, report = rules_run
+    tests = _by_name(report)
+    for name in ("write_read", "counter", "read_twice"):
+        assert tests[name]["status"] == "passed", tests[name]
+
+
+def test_failures_fail_the_run_with_detail(failing_run) -> None:
+    result, report = failing_run
+    assert result.returncode == 1
+    tests = _by_name(report)
+    status = {name: t["status"] for name, t in tests.items()}
+    assert status == {
+        "a_passes": "passed",
+        "b_seed_was_reset": "passed",
+        "c_wrong_value": "failed",
+        "d_step_fails": "failed",
+        "e_step_error_allowed": "passed",
+        "f_step_expect_fails": "failed",
+        "g_bare_expression": "passed",
+        "h_fault_passes": "passed",
+    }
+    wrong = tests["c_wrong_value"]["assertions"][0]
+    assert wrong["passed"] is False
+    assert "expected 0, got 3" in wrong["detail"]
+    assert wrong["message"] == "counter starts at zero"
+    assert wrong["source"] == 'assert_eq(int(r.data["value"]), 0, "counter starts at zero")'
+    # the terminal shows the expression, both values, the message and file:line
+    out = result.stdout
+    assert 'assert_eq(int(r.data["value"]), 0, "counter starts at zero")' in out
+    assert "expected 0, got 3" in out
+    assert "failing.yaml:37" in out
+    # a failed step stops the scenario: the second step never ran
+    assert len(tests["d_step_fails"]["steps"]) == 1
+    assert "unknown command" in tests["d_step_fails"]["error"].lower()
+
+
+def test_keyword_selection(cli, tmp_path) -> None:
+    result, report = _run(cli, tmp_path, str(SUITES / "failing.yaml"), "-k", "seed")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [t["name"] for t in report["tests"]] == ["b_seed_was_reset"]
+
+
+def test_keyword_glob_selection(cli, tmp_path) -> None:
+    result, report = _run(cli, tmp_path, str(SUITES / "failing.yaml"), "-k", "[ab]_*")
+    assert result.returncode == 0
+    assert [t["name"] for t in report["tests"]] == ["a_passes", "b_seed_was_reset"]
+
+
+def test_tag_selection(cli, tmp_path) -> None:
+    result, report = _run(cli, tmp_path, str(SUITES / "failing.yaml"), "--tag", "bad")
+    assert result.returncode == 1
+    assert sorted(t["name"] for t in report["tests"]) == ["c_wrong_value", "d_step_fails", "f_step_expect_fails"]
+
+
+def test_fail_fast_stops_after_first_failure(cli, tmp_path) -> None:
+    result, report = _run(cli, tmp_path, str(SUITES / "failing.yaml"), "-x")
+    assert result.returncode == 1
+    status = [(t["name"], t["status"]) for t in report["tests"]]
+    assert status[:3] == [("a_passes", "passed"), ("b_seed_was_reset", "passed"), ("c_wrong_value", "failed")]
+    assert all(s == "skipped" for _, s in status[3:]) and len(status) == 8
+
+
+def test_no_test_selected_is_a_usage_error(cli, tmp_path) -> None:
+    result, _ = _run(cli, tmp_path, str(SUITES / "failing.yaml"), "-k", "no-such-test")
+    assert result.returncode == 2
+    assert "no tests selected" in result.stderr
+
+
+def test_matrix_runs_every_scenario_under_every_fault(cli, tmp_path) -> None:
+    result, report = _run(cli, tmp_path, str(SUITES / "failing.yaml"), "--matrix", "-k", "a_passes*")
+    names = sorted(t["name"] for t in report["tests"])
+    assert names == ["a_passes", "a_passes[readonly]"]
+    cell = _by_name(report)["a_passes[readonly]"]
+    assert cell["kind"] == "matrix" and cell["status"] == "failed"  # the SET step fails under READONLY
+    assert "readonly" in result.stdout and "a_passes" in result.stdout
+    assert report["matrix"] is True
+
+
+def test_invalid_file_exit_2_before_starting_anything(cli, tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nscenarios:\n  s:\n    steps:\n      - cache.main.get: {key: a}\n")
+    result = cli(["run", str(bad)])
+    assert result.returncode == 2
+    assert f"{bad}:5:9" in result.stderr and "unknown service 'cache'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_service_start_failure_is_exit_3(cli, tmp_path) -> None:
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\necho 'no redis here' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    result = cli(
+        ["run", str(SUITES / "failing.yaml"), "--runtime", "local", "-k", "a_passes"],
+        env={"REDTEST_REDIS_SERVER": str(fake)},
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "cache" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
