@@ -1,0 +1,105 @@
+"""Whatever `redtest run` starts, it stops: after a passing run, a failing run,
+and when interrupted by SIGINT or SIGTERM in the middle of a scenario.
+
+A wrapper around the real redis-server records the pid of every server the run
+starts; the application service records its own. After the run, none may live.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SUITE = Path(__file__).parent / "suites" / "lifecycle.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes (its parent has not reaped it yet)
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    """Env for a run whose redis-server and app pids are written to files."""
+    real = shutil.which("redis-server", path="/usr/bin") or shutil.which("redis-server")
+    if real is None:
+        from redtest.services.embedded import embedded_binary
+
+        real = embedded_binary()
+    pids = tmp_path / "redis.pids"
+    wrapper = tmp_path / "redis-server"
+    wrapper.write_text(f'#!/bin/sh\necho $$ >> "{pids}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    env = {
+        **os.environ,
+        "NO_COLOR": "1",
+        "REDTEST_REDIS_SERVER": str(wrapper),
+        "LIFECYCLE_APP_PIDFILE": str(tmp_path / "app.pid"),
+    }
+
+    def started() -> list[int]:
+        found = [int(x) for x in pids.read_text().split()] if pids.exists() else []
+        app = tmp_path / "app.pid"
+        if app.exists() and app.read_text().strip():
+            found.append(int(app.read_text()))
+        return found
+
+    return env, started
+
+
+def _redtest(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "redtest", "run", str(SUITE), "--runtime", "local", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _assert_all_stopped(pids: list[int]) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    assert [p for p in pids if _alive(p)] == []
+
+
+@pytest.mark.parametrize(("keyword", "code"), [("a_passes", 0), ("b_fails", 1)])
+def test_nothing_left_after_a_run(recorded, keyword: str, code: int) -> None:
+    env, started = recorded
+    proc = _redtest(env, "-k", keyword)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, out + err
+    pids = started()
+    assert len(pids) == 2, "a redis-server and the app were started"
+    _assert_all_stopped(pids)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_nothing_left_after_an_interrupt(recorded, sig: signal.Signals, code: int) -> None:
+    env, started = recorded
+    proc = _redtest(env, "-k", "c_slow")
+    deadline = time.monotonic() + 30
+    # wait until the scenario is in its 60 s sleep: both services up and the key written
+    while time.monotonic() < deadline and len(started()) < 2:
+        time.sleep(0.05)
+    assert len(started()) == 2, "services did not start"
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, out + err
+    assert "Traceback" not in err
+    _assert_all_stopped(started())
