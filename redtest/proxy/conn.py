@@ -1,0 +1,739 @@
+"""One proxied client connection: command framing, rule decisions, and the reply FIFO.
+
+Client -> server: bytes are fed to hiredis; when every command of a chunk is simply
+forwarded and the chunk ends on a command boundary, the chunk itself is forwarded (no
+re-encoding). Otherwise exact boundaries are computed and each command is handled alone.
+
+Server -> client: bytes are forwarded as they arrive. The FIFO holds, in command order,
+counts of replies still owed by the server and whatever the proxy must do after them
+(write an injected reply, swallow a reply, close). A ReplyScanner tells where replies end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import hiredis
+
+from redtest.proxy.resp import (
+    ReplyScanner,
+    RespError,
+    command_length,
+    encode_command,
+    encode_error,
+    encode_value,
+    parse_one,
+)
+from redtest.proxy.rules import CompiledRule
+from redtest.spec.model import DelayEffect, DropEffect, ErrorEffect, ResponseEffect
+
+if TYPE_CHECKING:
+    from redtest.proxy.server import FaultProxy
+
+__all__ = ["ClientConnection"]
+
+_HIGH_WATER = 4 * 1024 * 1024  # bytes held while suspended before the client is paused
+
+
+class _Marker:
+    """A FIFO entry that is not a reply count nor injected bytes."""
+
+    __slots__ = ("kind", "data")
+
+    def __init__(self, kind: str, data: bytes = b"") -> None:
+        self.kind = kind
+        self.data = data
+
+
+_CLOSE = "close"  # close the connection once earlier replies are out
+_LOSE = "lose"  # swallow the next reply, then close (drop mode lose_reply)
+_REPLACE = "replace"  # swallow the next reply, write `data` instead (EXEC -> EXECABORT)
+_OPAQUE = "opaque"  # from here on replies cannot be counted (RESP2 pub/sub, MONITOR)
+
+_DISCARD = encode_command(b"DISCARD")
+_EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+
+# Decisions other than "forward with N replies" (an int).
+_FWD_OPAQUE = ("opaque",)
+_EXEC_ABORT = ("execabort",)
+
+_SPECIAL = {
+    name: name
+    for name in (
+        b"MULTI",
+        b"EXEC",
+        b"DISCARD",
+        b"HELLO",
+        b"CLIENT",
+        b"SUBSCRIBE",
+        b"PSUBSCRIBE",
+        b"SSUBSCRIBE",
+        b"UNSUBSCRIBE",
+        b"PUNSUBSCRIBE",
+        b"SUNSUBSCRIBE",
+        b"MONITOR",
+        b"RESET",
+    )
+}
+_SPECIAL_LENS = frozenset(len(n) for n in _SPECIAL)
+
+
+def _substitute(value: str | int | None) -> bytes:
+    """A harmless command whose reply is `value`: inside MULTI it queues like the original."""
+    if value is None:
+        return encode_command(b"EVAL", b"return nil", b"0")
+    if isinstance(value, int):
+        return encode_command(b"EVAL", b"return tonumber(ARGV[1])", b"0", str(int(value)))
+    return encode_command(b"ECHO", str(value))
+
+
+class _Upstream(asyncio.Protocol):
+    """The server side of one proxied connection; hands everything to its ClientConnection."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.server_data(data)
+
+    def eof_received(self) -> bool:
+        self.conn.server_closed()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.server_closed()
+
+    def pause_writing(self) -> None:
+        self.conn.pause_client(1)
+
+    def resume_writing(self) -> None:
+        self.conn.resume_client(1)
+
+
+class ClientConnection(asyncio.Protocol):
+    """The client side of one proxied connection (see the module docstring)."""
+
+    def __init__(self, proxy: FaultProxy) -> None:
+        self.proxy = proxy
+        self.transport: asyncio.Transport | None = None
+        self.up: asyncio.Transport | None = None
+        self.up_pending: list[bytes] = []  # bytes for the server before it is connected
+        self.closed = False
+        # client -> server framing
+        self.reader = hiredis.Reader()
+        self.buf = bytearray()  # received, not yet forwarded; starts at a command boundary
+        self.streamed = (
+            0  # bytes of the incomplete command already forwarded (committed to forward)
+        )
+        self.py_mode = False  # inline commands: parse exactly with resp.parse_one
+        self.raw_mode = False  # unframeable input: relay bytes untouched
+        self.queue: deque[tuple[list[bytes], bytes]] = (
+            deque()
+        )  # parsed, undecided (while suspended)
+        self.inbox: list[bytes] = []  # raw chunks received while suspended
+        self.inbox_size = 0
+        self.suspended = False  # a delay or a GETKEYS lookup is pending
+        self.timer: asyncio.TimerHandle | None = None
+        self.dead = False  # after drop/blackhole/lose_reply: client input is ignored
+        self.eof_pending = False
+        self.paused = 0  # reasons the client's reading is paused (bit mask)
+        self.uout: list[bytes] = []  # pieces for the server, written at the end of a callback
+        # connection state, as Redis sees it
+        self.name = b""
+        self.resp3 = False
+        self.in_multi = False
+        self.poisoned = False  # an error was injected inside MULTI: EXEC must abort
+        self.reply_off = False  # CLIENT REPLY OFF
+        self.skip_next = 0  # CLIENT REPLY SKIP: replies still to skip
+        # server -> client
+        self.scanner = ReplyScanner()
+        self.fifo: deque[Any] = deque()  # int (replies owed) | bytes (inject) | _Marker
+        self.opaque = False
+        self.cout: list[bytes] = []  # pieces for the client, written at the end of a callback
+
+    # -- connection lifecycle ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        rules = self.proxy.rules
+        if rules.down_rules and rules.connection_refused() is not None:
+            self.closed = self.dead = True
+            transport.abort()  # `down`: the connection is reset at once
+            return
+        self.proxy.conns.add(self)
+        asyncio.get_running_loop().create_task(self._connect_upstream())
+
+    async def _connect_upstream(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            up, _ = await loop.create_connection(lambda: _Upstream(self), *self.proxy.upstream)
+        except OSError:
+            self.close()
+            return
+        if self.closed:
+            up.close()
+            return
+        self.up = up  # type: ignore[assignment]
+        if self.up_pending:
+            up.write(b"".join(self.up_pending))
+            self.up_pending = []
+        if self.eof_pending and not self.suspended and up.can_write_eof():
+            up.write_eof()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = self.dead = True
+        self.proxy.conns.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.up is not None:
+            self.up.close()  # the client left: so does the server connection
+
+    def eof_received(self) -> bool:
+        if self.suspended or self.queue:
+            self.eof_pending = True
+        else:
+            self._send_eof()
+        return True  # half-close: replies still flow to the client
+
+    def _send_eof(self) -> None:
+        self.eof_pending = True
+        if self.buf and not self.dead:  # an incomplete command: pass it on, Redis decides
+            self._up(bytes(self.buf))
+            self.buf.clear()
+        self._flush_up()
+        if self.up is not None and not self.up.is_closing() and self.up.can_write_eof():
+            self.up.write_eof()
+
+    def server_closed(self) -> None:
+        """The server closed or sent EOF: deliver what we have, then close the client."""
+        self._flush_client()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self.closed = True
+
+    def close(self) -> None:
+        """Close both sides after writing what is already queued."""
+        self.dead = True
+        self._flush_client()
+        if self.transport is not None:
+            self.transport.close()
+        if self.up is not None:
+            self.up.close()
+        self.closed = True
+
+    def abort(self) -> None:
+        """Close both sides now (down, proxy stop)."""
+        self.dead = self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+        if self.up is not None:
+            self.up.abort()
+
+    # -- flow control --------------------------------------------------------------
+
+    def pause_client(self, reason: int) -> None:
+        if not self.paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume_client(self, reason: int) -> None:
+        self.paused &= ~reason
+        if not self.paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:  # the client reads replies slower than the server sends
+        if self.up is not None:
+            self.up.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.up is not None:
+            self.up.resume_reading()
+
+    # -- output helpers ------------------------------------------------------------
+
+    def _up(self, data: bytes) -> None:
+        self.uout.append(data)
+
+    def _flush_up(self) -> None:
+        if not self.uout:
+            return
+        data = b"".join(self.uout) if len(self.uout) > 1 else self.uout[0]
+        self.uout = []
+        if self.up is not None:
+            self.up.write(data)
+        else:
+            self.up_pending.append(data)
+
+    def _flush_client(self) -> None:
+        if self.cout:
+            data = b"".join(self.cout)
+            self.cout = []
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(data)
+
+    def _expect(self, n: int) -> None:
+        """`n` more replies are owed by the server for forwarded commands."""
+        if n <= 0 or self.opaque:
+            return
+        fifo = self.fifo
+        if fifo and type(fifo[-1]) is int:
+            fifo[-1] += n
+        else:
+            fifo.append(n)
+
+    def _push(self, entry: bytes | _Marker) -> None:
+        """Queue an action behind the replies owed so far; act at once when nothing is owed."""
+        self.fifo.append(entry)
+        if len(self.fifo) == 1:
+            self._run_heads()
+
+    def _run_heads(self) -> None:
+        """Do the actions at the head of the FIFO until a reply is awaited."""
+        fifo = self.fifo
+        while fifo:
+            head = fifo[0]
+            if type(head) is int:
+                if not self.opaque:
+                    return
+                fifo.popleft()
+            elif type(head) is bytes:
+                fifo.popleft()
+                self.cout.append(head)
+            else:
+                kind = head.kind
+                if kind == _OPAQUE:
+                    fifo.popleft()
+                    self.opaque = True
+                elif kind == _CLOSE or (self.opaque and kind == _LOSE):
+                    fifo.clear()
+                    self.close()
+                    return
+                elif self.opaque:  # _REPLACE: nothing can be swallowed any more
+                    fifo.popleft()
+                    self.cout.append(head.data)
+                else:
+                    return  # _LOSE / _REPLACE wait for the reply they swallow
+
+    # -- server -> client ----------------------------------------------------------
+
+    def server_data(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if self.opaque:
+            transport.write(data)
+            return
+        try:
+            ends = self.scanner.scan(data)
+        except RespError:  # not RESP we understand: stop counting, relay as is
+            self.opaque = True
+            self._run_heads()
+            self._flush_client()
+            transport.write(data)
+            return
+        fifo = self.fifo
+        if not fifo or (len(fifo) == 1 and type(fifo[0]) is int):
+            transport.write(data)  # nothing waits behind these replies: forward untouched
+            n = len(ends) - self.scanner.pushes
+            if n and fifo:
+                left = fifo[0] - n
+                if left > 0:
+                    fifo[0] = left
+                else:
+                    fifo.popleft()
+            return
+        self._server_data_slow(data, ends)
+
+    def _server_data_slow(self, data: bytes, ends: list[int]) -> None:
+        fifo, cout = self.fifo, self.cout
+        prev = 0
+        for end in ends:
+            if end < 0:  # a push frame: forwarded where it is
+                cout.append(data[prev:-end])
+                prev = -end
+                continue
+            head = fifo[0] if fifo else None
+            if head is None or self.opaque:
+                cout.append(data[prev:end])
+            elif type(head) is int:
+                cout.append(data[prev:end])
+                if head > 1:
+                    fifo[0] = head - 1
+                else:
+                    fifo.popleft()
+                    self._run_heads()
+            else:  # _LOSE or _REPLACE: this reply is swallowed
+                fifo.popleft()
+                if head.kind == _LOSE:
+                    fifo.clear()
+                    self.close()
+                    return
+                cout.append(head.data)
+                self._run_heads()
+            prev = end
+            if self.closed:
+                return
+        if prev < len(data):
+            head = fifo[0] if fifo else None
+            swallowing = isinstance(head, _Marker) and not self.scanner.in_push
+            if not swallowing or self.opaque:
+                cout.append(data[prev:])
+        self._flush_client()
+
+    # -- client -> server ----------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.dead:
+            return
+        if self.suspended or self.queue:
+            self.inbox.append(data)
+            self.inbox_size += len(data)
+            if self.inbox_size > _HIGH_WATER:
+                self.pause_client(2)
+            return
+        self._handle(data)
+        self._flush_up()
+        self._flush_client()
+
+    def _handle(self, data: bytes) -> None:
+        if self.raw_mode:
+            self._up(data)
+            return
+        if self.py_mode or (not self.buf and not self.streamed and data[0] != 0x2A):
+            self.buf += data
+            self._handle_py()
+            return
+        reader = self.reader
+        reader.feed(data)
+        if self.buf:
+            self.buf += data
+            pending: bytes | bytearray = self.buf
+        else:
+            pending = data
+        cmds: list[Any] = []
+        bad = False
+        try:
+            while True:
+                c = reader.gets()
+                if c is False:
+                    break
+                if type(c) is not list or not c:
+                    bad = True
+                    break
+                cmds.append(c)
+        except hiredis.ProtocolError:
+            bad = True
+        rules = self.proxy.rules
+        partial = bad or reader.has_data()
+
+        # Fast path: decide each command; stop at the first that is not "forward as is".
+        owed = 0
+        forced = self.streamed != 0
+        stop = len(cmds)
+        decision: Any = None
+        for i, argv in enumerate(cmds):
+            d = self._decide(argv, forced)
+            forced = False
+            if type(d) is int:
+                owed += d
+            elif d is _FWD_OPAQUE:
+                self._expect(owed)
+                owed = 0
+                self._push(_Marker(_OPAQUE))
+            else:
+                stop, decision = i, d
+                break
+        self._expect(owed)
+        if stop == len(cmds) and not partial:
+            self._up(bytes(pending) if pending is self.buf else pending)
+            self.buf.clear()
+            self.streamed = 0
+            return
+        if stop == len(cmds) and not bad and not rules and not self.poisoned:
+            # No rules: the incomplete command is committed to "forward"; stream it on.
+            pos = sum(command_length(c) for c in cmds) - self.streamed if cmds else -self.streamed
+            self._up(bytes(pending) if pending is self.buf else pending)
+            self.buf.clear()
+            self.streamed = len(pending) - pos
+            return
+        # Slow path: exact boundaries. The first command's first `streamed` bytes are gone.
+        try:
+            lengths = [command_length(c) for c in cmds]
+        except TypeError:  # non-bulk array elements: Redis will reject it; relay raw from here
+            self._go_raw(pending)
+            return
+        if lengths:
+            lengths[0] -= self.streamed
+        pos = 0
+        for i in range(stop):
+            pos += lengths[i]
+        if pos > 0:
+            self._up(bytes(pending[:pos]))
+        if stop < len(cmds):
+            self.streamed = 0
+            raw = bytes(pending[pos : pos + lengths[stop]])
+            pos += lengths[stop]
+            items = []
+            for i in range(stop + 1, len(cmds)):
+                items.append((cmds[i], bytes(pending[pos : pos + lengths[i]])))
+                pos += lengths[i]
+            rest = bytes(pending[pos:])
+            self.buf = bytearray(rest)
+            self.queue.extend(items)
+            if self._apply(cmds[stop], raw, decision):
+                self._drain()
+            if bad and not self.dead:
+                self._enter_py()
+            return
+        rest = bytes(pending[pos:])
+        if cmds:
+            self.streamed = 0
+        self.buf = bytearray(rest)
+        if bad:
+            self._enter_py()
+
+    def _go_raw(self, pending: bytes | bytearray) -> None:
+        self.raw_mode = True
+        self._up(bytes(pending))
+        self.buf.clear()
+        self.opaque = True
+        self._run_heads()
+
+    def _enter_py(self) -> None:
+        """hiredis met a non-array command at a boundary: parse exactly from here on."""
+        self.reader = hiredis.Reader()
+        if self.buf and self.buf[0] == 0x2A:  # hiredis choked inside an array: not RESP we know
+            self._go_raw(self.buf)
+            return
+        self.py_mode = True
+        if not self.suspended and not self.queue:
+            self._handle_py()
+
+    def _handle_py(self) -> None:
+        """Exact parsing (inline commands); back to hiredis once the buffer is empty."""
+        self.py_mode = True
+        buf = self.buf
+        pos = 0
+        try:
+            while not self.dead and not self.suspended and not self.queue:
+                parsed = parse_one(buf, pos)
+                if parsed is None:
+                    break
+                argv, end = parsed
+                raw = bytes(buf[pos:end])
+                pos = end
+                if not self._apply(argv, raw, self._decide(argv, False) if argv else 0):
+                    break
+        except RespError:
+            del buf[:pos]
+            self._go_raw(buf)
+            return
+        del buf[:pos]
+        if not buf:
+            self.py_mode = False
+
+    def _drain(self) -> None:
+        """Handle parked commands, then chunks that arrived while suspended."""
+        while not self.suspended and not self.dead:
+            if self.queue:
+                argv, raw = self.queue.popleft()
+                if not self._apply(argv, raw, self._decide(argv, False)):
+                    break
+                continue
+            if self.py_mode:
+                if self.inbox:
+                    self.buf += b"".join(self.inbox)
+                    self.inbox.clear()
+                    self.inbox_size = 0
+                self._handle_py()
+                if self.py_mode:
+                    break  # incomplete, suspended or closing
+                continue
+            if not self.inbox:
+                break
+            data = self.inbox.pop(0)
+            self.inbox_size -= len(data)
+            self._handle(data)
+        if not self.inbox and self.paused & 2:
+            self.resume_client(2)
+        if self.eof_pending and not self.suspended and not self.queue and not self.dead:
+            self._send_eof()
+
+    # -- decisions -----------------------------------------------------------------
+
+    def _decide(self, argv: list[bytes], forced: bool, start: int = 0, keys: Any = None) -> Any:
+        """What to do with one command: an int (forward, N replies owed) or an action tuple."""
+        rules = self.proxy.rules
+        if rules and not forced:
+            hit = rules.match(argv, self.name, self.proxy.keys_of, start, keys)
+            if hit is not None:
+                if type(hit) is tuple:
+                    return ("getkeys", hit[1])
+                return self._effect(argv, hit)
+        name = argv[0]
+        if len(name) in _SPECIAL_LENS:
+            special = _SPECIAL.get(name.upper())
+            if special is not None:
+                return self._special(special, argv)
+        if self.reply_off or self.skip_next:
+            return self._muted(1)
+        return 1
+
+    def _muted(self, n: int) -> int:
+        if self.reply_off:
+            return 0
+        if self.skip_next:
+            self.skip_next -= 1
+            return 0
+        return n
+
+    def _effect(self, argv: list[bytes], rule: CompiledRule) -> Any:
+        eff = rule.effect
+        if type(eff) is DelayEffect:
+            return ("delay", eff.seconds, rule.index)
+        if type(eff) is ErrorEffect:
+            if self.in_multi:
+                self.poisoned = True  # as Redis does for a command refused at queue time
+            return ("inject", encode_error(eff.message))
+        if type(eff) is ResponseEffect:
+            if self.in_multi and argv[0].upper() not in (b"EXEC", b"DISCARD", b"MULTI"):
+                return ("subst", _substitute(eff.value))
+            return ("inject", encode_value(eff.value, self.resp3))
+        if type(eff) is DropEffect:
+            if eff.mode == "blackhole":
+                return ("blackhole",)
+            if eff.mode == "lose_reply":
+                return ("lose",)
+        return ("close",)  # drop close, down
+
+    def _special(self, name: bytes, argv: list[bytes]) -> Any:
+        n = len(argv)
+        if name == b"EXEC":
+            if self.poisoned:
+                self.in_multi = self.poisoned = False
+                return _EXEC_ABORT
+            self.in_multi = False
+            return self._muted(1)
+        if name == b"DISCARD":
+            self.in_multi = self.poisoned = False
+            return self._muted(1)
+        if name == b"MULTI":
+            if not self.in_multi:
+                self.in_multi = True
+                self.poisoned = False
+            return self._muted(1)
+        if self.in_multi:
+            return self._muted(1)  # queued: +QUEUED; effects happen at EXEC
+        if name == b"HELLO":
+            if n > 1 and argv[1] in (b"2", b"3"):
+                self.resp3 = argv[1] == b"3"
+            for i in range(2, n - 1):
+                if argv[i].upper() == b"SETNAME":
+                    self.name = argv[i + 1]
+            return self._muted(1)
+        if name == b"CLIENT":
+            sub = argv[1].upper() if n > 1 else b""
+            if sub == b"SETNAME" and n == 3:
+                self.name = argv[2]
+            elif sub == b"REPLY" and n == 3:
+                mode = argv[2].upper()
+                if mode == b"ON":
+                    self.reply_off = False
+                    self.skip_next = 0
+                    return 1
+                if mode == b"OFF":
+                    self.reply_off = True
+                    return 0
+                if mode == b"SKIP":
+                    if self.reply_off:
+                        return 0
+                    self.skip_next = 2  # this command and the next
+                    return self._muted(1)
+            return self._muted(1)
+        if name == b"RESET":
+            self.resp3 = self.reply_off = self.in_multi = self.poisoned = False
+            self.skip_next = 0
+            self.name = b""
+            return 1
+        if name == b"MONITOR":
+            return _FWD_OPAQUE
+        if name in (b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE"):
+            if n < 2:
+                return self._muted(1)  # an arity error
+            return 0 if self.resp3 else _FWD_OPAQUE  # RESP3: confirmations are pushes
+        # UNSUBSCRIBE family outside subscribed mode
+        if self.resp3:
+            return 0
+        return self._muted(max(1, n - 1))
+
+    def _apply(self, argv: list[bytes], raw: bytes, d: Any) -> bool:
+        """Carry out a decision; False when processing must stop (suspended or closing)."""
+        if type(d) is int:
+            self._up(raw)
+            self._expect(d)
+            return True
+        kind = d[0]
+        if kind == "inject":
+            self._push(d[1])
+        elif kind == "subst":
+            self._up(d[1])
+            self._expect(1)
+        elif kind == "opaque":
+            self._up(raw)
+            self._push(_Marker(_OPAQUE))
+        elif kind == "execabort":
+            self._up(_DISCARD)  # the server drops the queued transaction; its +OK is swallowed
+            self._push(_Marker(_REPLACE, _EXECABORT))
+        elif kind == "lose":
+            self._up(raw)  # executed by the server; the reply never reaches the client
+            self._push(_Marker(_LOSE))
+            self._die()
+            return False
+        elif kind == "close":
+            self._push(_Marker(_CLOSE))
+            self._die()
+            return False
+        elif kind == "blackhole":
+            self._die()
+            return False
+        elif kind == "delay":
+            self._suspend()
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(d[1], self._resume, argv, raw, d[2] + 1, None)
+            return False
+        elif kind == "getkeys":
+            self._suspend()
+            asyncio.get_running_loop().create_task(self._lookup_keys(argv, raw, d[1]))
+            return False
+        return True
+
+    def _die(self) -> None:
+        """No more client input is read or forwarded on this connection."""
+        self.dead = True
+        self.queue.clear()
+        self.inbox.clear()
+        self.buf.clear()
+
+    def _suspend(self) -> None:
+        self.suspended = True
+        self._flush_up()
+
+    async def _lookup_keys(self, argv: list[bytes], raw: bytes, start: int) -> None:
+        keys = await self.proxy.getkeys(argv)
+        self._resume(argv, raw, start, keys)
+
+    def _resume(self, argv: list[bytes], raw: bytes, start: int, keys: Any) -> None:
+        """After a delay (matching goes on after the delay rule) or a key lookup."""
+        self.timer = None
+        if self.dead:
+            return
+        self.suspended = False
+        d = self._decide(argv, False, start, keys)
+        if self._apply(argv, raw, d):
+            self._drain()
+        self._flush_up()
+        self._flush_client()

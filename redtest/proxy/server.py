@@ -1,0 +1,198 @@
+"""FaultProxy: a RESP-aware TCP proxy on its own event loop thread (see docs/proxy.md).
+
+Per client connection there is one upstream connection. Client bytes are framed into
+commands (hiredis, plus resp.parse_one for inline commands); each command is checked
+against the current RuleSet and then forwarded, answered by the proxy, delayed or
+dropped. Server bytes are forwarded untouched; a ReplyScanner finds reply boundaries so
+that injected replies take their place in a per-connection FIFO, in command order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import hiredis
+
+from redtest.errors import ProxyError
+from redtest.proxy.conn import ClientConnection
+from redtest.proxy.keys import NEED_GETKEYS, KeyTable, fetch_key_table
+from redtest.proxy.resp import encode_command
+from redtest.proxy.rules import RuleSet
+from redtest.spec.model import Rule
+
+try:  # uvloop is markedly faster for many small packets; asyncio is the fallback
+    import uvloop
+
+    _new_loop: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+except ImportError:  # pragma: no cover - platform without uvloop
+    _new_loop = asyncio.new_event_loop
+
+__all__ = ["FaultProxy"]
+
+
+class FaultProxy:
+    """A fault-injecting proxy in front of one Redis interface."""
+
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 0,
+        *,
+        name: str = "",
+        on_hit: Callable[[int, Rule], None] | None = None,
+    ) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.listen = (listen_host, listen_port)
+        self.name = name or f"{upstream_host}:{upstream_port}"
+        self.on_hit = on_hit
+        self.address: tuple[str, int] = ("", 0)
+        self.rules = RuleSet([])  # read by connections on the loop thread
+        self.conns: set[ClientConnection] = set()
+        self._key_table: KeyTable | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._side: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._side_lock: asyncio.Lock | None = None
+
+    # -- lifecycle (runner thread) -------------------------------------------------
+
+    def start(self) -> None:
+        """Start the event loop thread and listen; raises ProxyError when the port cannot be bound."""
+        if self._thread is not None:
+            return
+        loop = _new_loop()
+        self._loop = loop
+        self._thread = threading.Thread(
+            target=loop.run_forever, name=f"redtest-proxy {self.name}", daemon=True
+        )
+        self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(self._listen(), loop)
+        try:
+            fut.result(timeout=10)
+        except Exception as e:
+            self.stop()
+            raise ProxyError(
+                f"proxy for {self.name} cannot listen on {self.listen[0]}:{self.listen[1]}: {e}"
+            ) from e
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._side_lock = asyncio.Lock()
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self), self.listen[0], self.listen[1], reuse_address=True
+        )
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self.address = (host, port)
+
+    def stop(self) -> None:
+        """Close the listener and every connection, then stop and join the loop thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
+            except (concurrent.futures.TimeoutError, RuntimeError):
+                pass
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        if not loop.is_running():
+            loop.close()
+        self._loop = None
+        self._thread = None
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.conns):
+            conn.abort()
+        if self._side is not None:
+            self._side[1].close()
+            self._side = None
+
+    def __enter__(self) -> FaultProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- rules ---------------------------------------------------------------------
+
+    def set_rules(self, rules: Sequence[Rule], *, rng_seed: int | None = None) -> None:
+        """Swap the rule set atomically; returns once the loop has applied it. `[]` switches faults off."""
+        ruleset = RuleSet(rules, rng_seed=rng_seed, on_hit=self.on_hit)
+        if ruleset.needs_keys and self._key_table is None:
+            self._key_table = fetch_key_table(*self.upstream)  # once per proxy
+        loop = self._loop
+        if loop is None:
+            raise ProxyError(f"proxy for {self.name} is not running")
+        if threading.current_thread() is self._thread:
+            self._apply(ruleset)
+            return
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def apply() -> None:
+            try:
+                self._apply(ruleset)
+                done.set_result(None)
+            except BaseException as e:  # handed to the caller's thread
+                done.set_exception(e)
+
+        loop.call_soon_threadsafe(apply)
+        done.result(timeout=10)
+
+    def _apply(self, ruleset: RuleSet) -> None:
+        ruleset.restart_clock()
+        self.rules = ruleset
+        if ruleset.down_rules:  # `down`: open connections go at once
+            for conn in list(self.conns):
+                if ruleset.connection_refused(conn.name) is not None:
+                    conn.abort()
+
+    def hit_counts(self) -> list[int]:
+        """How often each rule of the current set fired, in order."""
+        return self.rules.hit_counts()
+
+    # -- key lookup (loop thread) --------------------------------------------------
+
+    def keys_of(self, argv: list[bytes]) -> Any:
+        """Key arguments of a command, or NEED_GETKEYS when the server must be asked."""
+        table = self._key_table
+        if table is None:
+            return NEED_GETKEYS
+        return table.keys(argv)
+
+    async def getkeys(self, argv: list[bytes]) -> list[bytes]:
+        """`COMMAND GETKEYS` on a side connection shared by the proxy; [] when the server says none."""
+        assert self._side_lock is not None
+        async with self._side_lock:
+            try:
+                if self._side is None:
+                    self._side = await asyncio.open_connection(*self.upstream)
+                reader, writer = self._side
+                writer.write(encode_command(b"COMMAND", b"GETKEYS", *argv))
+                parser = hiredis.Reader()
+                while True:
+                    reply = parser.gets()
+                    if reply is not False:
+                        break
+                    chunk = await reader.read(1 << 16)
+                    if not chunk:
+                        raise ConnectionError("side connection closed")
+                    parser.feed(chunk)
+            except (OSError, ConnectionError):
+                if self._side is not None:
+                    self._side[1].close()
+                self._side = None
+                return []
+        if isinstance(reply, list):
+            return [k for k in reply if isinstance(k, bytes)]
+        return []
