@@ -166,7 +166,7 @@ def create_app(db_path: str, redis_url: str, *, bugs: set[str] | None = None, re
             try:
                 cache.set(f"order:{order['id']}", json.dumps(order), ex=ORDER_TTL)
             except redis.RedisError as exc:
-                raise ServiceUnavailable(f"cache write failed: {exc}") from exc
+                raise ServiceUnavailable(f"cache write failed: {_why(exc)}") from exc
             return jsonify(order), 201
 
         conn.execute("BEGIN IMMEDIATE")
@@ -187,7 +187,7 @@ def create_app(db_path: str, redis_url: str, *, bugs: set[str] | None = None, re
                 forget(key)
             # (BUG cache_before_commit: no cleanup — a cached order the DB never got.)
             log.warning("order not created, cache write failed: %s", exc)
-            raise ServiceUnavailable(f"cache write failed: {exc}") from exc
+            raise ServiceUnavailable(f"cache write failed: {_why(exc)}") from exc
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -275,7 +275,7 @@ def create_app(db_path: str, redis_url: str, *, bugs: set[str] | None = None, re
             try:
                 _cache_user(cache, user)
             except redis.RedisError as exc:
-                raise ServiceUnavailable(f"cache write failed: {exc}") from exc
+                raise ServiceUnavailable(f"cache write failed: {_why(exc)}") from exc
             conn.execute("UPDATE users SET name = ?, email = ? WHERE id = ?", (name, email, user_id))
             return jsonify(user), 200
 
@@ -290,6 +290,10 @@ def create_app(db_path: str, redis_url: str, *, bugs: set[str] | None = None, re
         return jsonify(user), 200
 
     return app
+
+
+def _why(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"  # redis-py strips the prefix (READONLY) from the text
 
 
 def _order(order_id: Any, user_id: int, item: str, qty: int, created: str) -> dict[str, Any]:
