@@ -563,7 +563,7 @@ class _Checker:
             hint = _did_you_mean(name, spelled, cutoff=0.7)  # flushall is not lpush
             if not hint and protocol == "redis":
                 hint = (
-                    f' (other commands go through command: '
+                    f" (other commands go through command: "
                     f'{service}.{interface}.command(cmd="{name.upper()}", args=[...]))'
                 )
             raise self.error(

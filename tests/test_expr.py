@@ -107,7 +107,10 @@ def test_assertions_that_pass(source: str) -> None:
         ("assert_le(x, 2)", "expected a value <= 2, got 3"),
         ("assert_gt(x, 3)", "expected a value > 3, got 3"),
         ("assert_ge(x, 4)", "expected a value >= 4, got 3"),
-        ('assert_match("^OK", steps[1].error)', 'expected a string matching "^OK", got "READONLY no"'),
+        (
+            'assert_match("^OK", steps[1].error)',
+            'expected a string matching "^OK", got "READONLY no"',
+        ),
         ('assert_match("a", x)', 'expected a string matching "a", got 3 (not a string)'),
         ("assert_eq(None, False)", "expected False, got None"),
         ("assert_eq([1, (2,)], 0)", "expected 0, got [1, (2,)]"),
@@ -177,7 +180,7 @@ def test_the_seed_examples() -> None:
         ("not steps[1].ok", True, None),
         ("steps[1].ok", False, "steps[1].ok is False"),
         ('r.data["value"]', True, None),
-        ("r.data.get('missing')", False, 'r.data.get(\'missing\') is None'),
+        ("r.data.get('missing')", False, "r.data.get('missing') is None"),
         ("len(steps) == 3", False, "2 == 3 is false (len(steps) = 2)"),
         ('"READ" in steps[1].error', True, None),
         ('"x" not in steps[1].error', True, None),
@@ -254,7 +257,7 @@ def test_bare_expressions(source: str, passed: bool, detail: str | None) -> None
         ('{"a": 1}.items()', [("a", 1)]),
         ('f"n={x}!"', "n=3!"),
         ('f"{x:>4}"', "   3"),
-        ('f"{\'s\'!r}"', "'s'"),
+        ("f\"{'s'!r}\"", "'s'"),
         ("r.duration_ms", 3),
         ("r.headers", {}),
         ("r.status", None),
@@ -272,7 +275,9 @@ def test_interface_calls_positional_keyword_and_delete() -> None:
     assert run('cache.main.set("k", 1).ok', **ns).passed
     assert run('cache.main.delete(key="k").ok', **ns).passed
     assert run('cache.main.lrange("l", 0, stop=-1).ok', **ns).passed
-    assert run('cache.main.command(cmd="HGETALL", args=["user:1"]).data["name"] == "alice"', **ns).passed
+    assert run(
+        'cache.main.command(cmd="HGETALL", args=["user:1"]).data["name"] == "alice"', **ns
+    ).passed
     assert run("cache.main.ping().ok", **ns).passed
     assert main.calls == [
         ("get", {"key": "k"}),
@@ -286,7 +291,7 @@ def test_interface_calls_positional_keyword_and_delete() -> None:
 
 def test_interface_calls_happen_once_even_when_explaining_a_failure() -> None:
     main = FakeInterface({"keys": Response(data=["a", "b"])})
-    result = run('len(cache.main.keys().data) == 0', cache={"main": main})
+    result = run("len(cache.main.keys().data) == 0", cache={"main": main})
     assert result.detail == "2 == 0 is false (len(cache.main.keys().data) = 2)"
     assert len(main.calls) == 1
 
@@ -321,16 +326,28 @@ def test_names_used_are_recorded() -> None:
     [
         ('r.data["nope"]', 'r.data["nope"]: key "nope" not found in {"value": "1"}'),
         ("steps[5].ok", "steps[5]: index 5 out of range (list of length 2)"),
-        ("steps[0].data['value'] + 1", "steps[0].data['value'] + 1: cannot evaluate \"OK\" + 1 (str and int)"),
+        (
+            "steps[0].data['value'] + 1",
+            "steps[0].data['value'] + 1: cannot evaluate \"OK\" + 1 (str and int)",
+        ),
         ("x < 'a'", "x < 'a': cannot evaluate 3 < \"a\" (int and str)"),
         ("1 / 0", "1 / 0: ZeroDivisionError: division by zero"),
         ("int('abc')", "int('abc'): ValueError: invalid literal for int() with base 10: 'abc'"),
-        ("r.data['value'][0]['k']", "r.data['value'][0]['k']: string indices must be integers, not 'str'"),
+        (
+            "r.data['value'][0]['k']",
+            "r.data['value'][0]['k']: string indices must be integers, not 'str'",
+        ),
         ("x[0]", "x[0]: cannot index 3 (int)"),
         ("x.lower()", "x.lower(): int 3 has no method .lower()"),
         ("r.data.ok", 'r.data.ok: mapping {"value": "1"} has no attribute ok'),
-        ("steps[0].data['value'].index('z')", "steps[0].data['value'].index('z'): ValueError: substring not found"),
-        ('assert_match("(", "x")', 'assert_match: invalid regular expression "(": missing ), unterminated subpattern at position 0'),
+        (
+            "steps[0].data['value'].index('z')",
+            "steps[0].data['value'].index('z'): ValueError: substring not found",
+        ),
+        (
+            'assert_match("(", "x")',
+            'assert_match: invalid regular expression "(": missing ), unterminated subpattern at position 0',
+        ),
         ("assert_lt(x, 'a')", 'assert_lt: cannot compare 3 < "a" (int and str)'),
         ("resp.ok", "resp is not available here"),
         ("len(x)", "len(x): TypeError: len() of int 3"),
@@ -363,11 +380,23 @@ def test_a_failing_client_is_an_error_result() -> None:
         ("asert_eq(x, 1)", "unknown function asert_eq (did you mean assert_eq?)"),
         ("lenn(x)", "unknown function lenn (did you mean len?)"),
         ("r.dat", "unknown attribute .dat (did you mean data?)"),
-        ("r.data.value", 'unknown attribute .value (a mapping\'s values are read with [...]: r.data["value"])'),
+        (
+            "r.data.value",
+            'unknown attribute .value (a mapping\'s values are read with [...]: r.data["value"])',
+        ),
         ("cache.mian.get('k')", "service cache has no interface mian (did you mean main?)"),
-        ("cache.main.gett('k')", "redis interface cache.main has no method gett (did you mean get?)"),
-        ("cache.main.hgetall('k')", 'redis interface cache.main has no method hgetall (other commands go through command: cache.main.command(cmd="HGETALL", args=[...]))'),
-        ("cache.main.get(kee='k')", "cache.main.get() has no argument kee (did you mean key?) (arguments: key)"),
+        (
+            "cache.main.gett('k')",
+            "redis interface cache.main has no method gett (did you mean get?)",
+        ),
+        (
+            "cache.main.hgetall('k')",
+            'redis interface cache.main has no method hgetall (other commands go through command: cache.main.command(cmd="HGETALL", args=[...]))',
+        ),
+        (
+            "cache.main.get(kee='k')",
+            "cache.main.get() has no argument kee (did you mean key?) (arguments: key)",
+        ),
         ("cache.main.get()", "cache.main.get() is missing argument(s): key"),
         ("cache.main.get('a', 'b')", "cache.main.get() takes at most 1 argument(s), got 2"),
         ("cache.main.get('a', key='b')", "cache.main.get() got argument key twice"),
@@ -388,8 +417,14 @@ def test_a_failing_client_is_an_error_result() -> None:
         ("assert_eq(x, 1, 'm', msg='n')", "assert_eq() got msg twice"),
         ("assert_eq(x, 1, note='n')", "assert_eq() has no keyword argument note (allowed: msg)"),
         ("sorted(x, key=len)", "sorted() has no keyword argument key (allowed: reverse)"),
-        ("assert_true(x) and r.ok", "assert_true(...) must be the whole assertion, not part of an expression"),
-        ("not assert_true(x)", "assert_true(...) must be the whole assertion, not part of an expression"),
+        (
+            "assert_true(x) and r.ok",
+            "assert_true(...) must be the whole assertion, not part of an expression",
+        ),
+        (
+            "not assert_true(x)",
+            "assert_true(...) must be the whole assertion, not part of an expression",
+        ),
         ("r.data.get()", ".get() takes 1–2 argument(s), got 0"),
         ("r.data.keys(1)", ".keys() takes 0 argument(s), got 1"),
         ("r.data.keys", "method .keys must be called: .keys(...)"),
@@ -418,7 +453,10 @@ def test_a_failing_client_is_an_error_result() -> None:
         ("x += 1", "assignments are not allowed: an assertion is one expression"),
         ("import os", "imports are not allowed: an assertion is one expression"),
         ("from os import path", "imports are not allowed: an assertion is one expression"),
-        ("del x", "`del` statements are not allowed (the redis method is spelled `delete`): an assertion is one expression"),
+        (
+            "del x",
+            "`del` statements are not allowed (the redis method is spelled `delete`): an assertion is one expression",
+        ),
         ("x; r", "an assertion is one expression, not several statements"),
         ("if x: pass", "statements are not allowed: an assertion is one expression"),
         ("(yield x)", "yield is not allowed in assertions"),
@@ -445,7 +483,7 @@ def test_await_and_unbalanced_text_are_syntax_errors() -> None:
 
 def test_non_string_assertion_is_refused() -> None:
     with pytest.raises(SpecError, match="must be a string"):
-        compile_expression({"assert_eq(r.data, {\"value\"": '"PONG"})'}, LOC, SCOPE)  # type: ignore[arg-type]
+        compile_expression({'assert_eq(r.data, {"value"': '"PONG"})'}, LOC, SCOPE)  # type: ignore[arg-type]
 
 
 def test_overlong_and_deeply_nested_expressions_are_refused() -> None:
@@ -594,7 +632,9 @@ def test_string_subclasses_do_not_get_their_overrides_called() -> None:
 def test_format_string_attribute_tricks_cannot_run_even_when_data_holds_them() -> None:
     # a value from Redis can hold a format string; no formatting method is reachable
     assert "format" in refused("r.data['value'].format(r)").message
-    result = run("f\"{r.data['value']}\" == '{0.__class__}'", r=Response(data={"value": "{0.__class__}"}))
+    result = run(
+        "f\"{r.data['value']}\" == '{0.__class__}'", r=Response(data={"value": "{0.__class__}"})
+    )
     assert result.passed  # f-strings format values, they never interpret them
 
 
@@ -615,7 +655,10 @@ def test_format_string_attribute_tricks_cannot_run_even_when_data_holds_them() -
         ("'%s' % x", "string formatting with % is not supported"),
         ("round(5, -10**8)", "ndigits must be an integer between -400 and 400"),
         ("[[0] * 10**6] * 10**6", "repeating a list of containers is not supported"),
-        ("len(['a' * 10**6, 'b' * 10**6, 'c' * 10**6, 'd' * 10**6, 'e' * 10**6])", "builds too much data"),
+        (
+            "len(['a' * 10**6, 'b' * 10**6, 'c' * 10**6, 'd' * 10**6, 'e' * 10**6])",
+            "builds too much data",
+        ),
         ("sum([[1]], [])", "start value must be a number"),
         ("sum([[1], [2]])", "sum() adds numbers"),
         ("str(['a' * 999999, 'b' * 999999])", "too large to convert to text"),
@@ -639,13 +682,16 @@ def test_sizes_under_the_limits_work() -> None:
 def test_show_formats_values_like_the_expression_language() -> None:
     assert show(None) == "None"
     assert show(True) == "True"
-    assert show("a\"b") == '"a\\"b"'
+    assert show('a"b') == '"a\\"b"'
     assert show("é") == '"é"'
     assert show([1, "a", None]) == '[1, "a", None]'
     assert show((1,)) == "(1,)"
     assert show({"k": [1]}) == '{"k": [1]}'
     assert show(set()) == "set()"
-    assert show(Response(data={"value": "PONG"})) == 'Response(ok=True, data={"value": "PONG"}, error=None)'
+    assert (
+        show(Response(data={"value": "PONG"}))
+        == 'Response(ok=True, data={"value": "PONG"}, error=None)'
+    )
     assert show(Response(status=500, data="x")).startswith("Response(status=500, ok=True")
     assert show(object()) == "<object>"
 

@@ -21,6 +21,7 @@ Decisions (see docs/expressions.md for the user-facing side):
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -105,7 +106,9 @@ class RedisInterface:
 
     # -- the generic entry point used by steps and seeds ----------------------------------
 
-    def call(self, method: str, args: Mapping[str, Any] | None = None, timeout: float | None = None) -> Response:
+    def call(
+        self, method: str, args: Mapping[str, Any] | None = None, timeout: float | None = None
+    ) -> Response:
         """Run one SPEC §5 method (`get`, `set`, `del`, ..., `command`) and describe the outcome."""
         started = time.perf_counter()
         try:
@@ -216,6 +219,16 @@ class RedisInterface:
 
     @staticmethod
     def _roundtrip(conn: Connection, argv: list[str], timeout: float | None) -> Any:
+        if conn._sock is not None:
+            # A connection the server (or a `down` fault) closed while we were idle, or one
+            # holding unread bytes, is replaced before sending: nothing was sent on it, so
+            # this is not a retry, and a step never fails because of a previous one.
+            try:
+                stale = conn.can_read(timeout=0)
+            except (RedisError, OSError):
+                stale = True
+            if stale:
+                conn.disconnect()
         conn.send_command(*argv)
         if timeout is None:
             return conn.read_response()
@@ -305,7 +318,8 @@ def _describe(exc: BaseException) -> str:
     """A connection-level failure as one readable line."""
     if isinstance(exc, socket.timeout):
         return "Timeout reading from socket"
-    text = str(exc).strip()
+    # redis-py shows OS errors as tuples: "... : (104, 'Connection reset by peer')"
+    text = re.sub(r"\((\d+), '([^']*)'\)", r"\2", str(exc)).strip()
     return text or type(exc).__name__
 
 
