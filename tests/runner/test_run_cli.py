@@ -102,7 +102,7 @@ def test_failures_fail_the_run_with_detail(failing_run) -> None:
     out = result.stdout
     assert 'assert_eq(int(r.data["value"]), 0, "counter starts at zero")' in out
     assert "expected 0, got 3" in out
-    assert "failing.yaml:37" in out
+    assert "failing.yaml:35" in out
     # a failed step stops the scenario: the second step never ran
     assert len(tests["d_step_fails"]["steps"]) == 1
     assert "unknown command" in tests["d_step_fails"]["error"].lower()
