@@ -1,0 +1,131 @@
+"""`redtest run` as a subprocess leaves no server or container behind, however it ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SUITE = """\
+version: 1
+services:
+  cache:
+    interfaces:
+      main: {protocol: redis, port: 6379}
+    seed: base
+seeds:
+  base:
+    - cache.main.command: {cmd: FLUSHALL}
+    - cache.main.set: {key: k, value: "1"}
+scenarios:
+  quick:
+    steps:
+      - cache.main.ping: {}
+  failing:
+    steps:
+      - cache.main.ping: {}
+    expect:
+      - assert_eq(1, 2)
+  slow:
+    steps:
+      - sleep: 60s
+"""
+
+
+def _servers_under(root: Path) -> list[int]:
+    """Live processes whose working directory lies under `root` (our servers' temp dirs)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if cwd.startswith(str(root)) and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _containers(suite: Path) -> list[str]:
+    import docker
+
+    client = docker.from_env()
+    try:
+        flt = {"label": f"redtest.suite={suite.resolve()}"}
+        return [c.id for c in client.containers.list(all=True, filters=flt)]
+    finally:
+        client.close()
+
+
+@pytest.fixture(params=["embedded", "local", "docker"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    if request.param == "docker":
+        request.getfixturevalue("docker_engine")
+    return request.param
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, runtime: str) -> tuple[Path, dict[str, str]]:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp), NO_COLOR="1")  # our temp dirs land under tmp/
+    return suite, env
+
+
+def _leftovers(suite: Path, runtime: str, tmp: Path) -> list[object]:
+    return list(_containers(suite)) if runtime == "docker" else list(_servers_under(tmp))
+
+
+def _started(suite: Path, runtime: str, tmp: Path, proc: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _leftovers(suite, runtime, tmp):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("which", ["quick", "failing"])
+def test_finished_run_leaves_nothing(runtime: str, workspace, which: str) -> None:  # type: ignore[no-untyped-def]
+    suite, env = workspace
+    result = subprocess.run(
+        [sys.executable, "-m", "redtest", "run", str(suite), "-k", which, "--runtime", runtime, "-q"],
+        env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stdout.decode() + result.stderr.decode()
+    if which == "failing":
+        assert result.returncode == 1
+    assert _leftovers(suite, runtime, Path(env["TMPDIR"])) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_leaves_nothing(runtime: str, workspace, sig: signal.Signals) -> None:  # type: ignore[no-untyped-def]
+    suite, env = workspace
+    tmp = Path(env["TMPDIR"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redtest", "run", str(suite), "-k", "slow", "--runtime", runtime],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert _started(suite, runtime, tmp, proc), "the server never came up"
+        time.sleep(1.0)  # into the 60 s sleep step
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0, out.decode()
+    deadline = time.monotonic() + 10
+    while _leftovers(suite, runtime, tmp) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _leftovers(suite, runtime, tmp) == [], out.decode()
