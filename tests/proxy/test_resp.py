@@ -1,0 +1,101 @@
+"""Framing units: command lengths, inline parsing, reply boundaries across chunk splits."""
+
+from __future__ import annotations
+
+import pytest
+
+from redtest.proxy.resp import (
+    ReplyScanner,
+    RespError,
+    command_length,
+    encode_command,
+    encode_error,
+    encode_value,
+    parse_one,
+)
+
+
+def test_command_length_matches_encoding() -> None:
+    for argv in ([b"PING"], [b"SET", b"k", b"v" * 1000], [b"MSET"] + [b"x"] * 12, [b""]):
+        assert command_length(argv) == len(encode_command(*argv))
+
+
+def test_parse_one_array_and_inline() -> None:
+    data = encode_command("SET", "a", "1") + b"PING\r\nSET \"a b\" 'c'\n\r\n"
+    argv, pos = parse_one(data, 0)
+    assert argv == [b"SET", b"a", b"1"]
+    argv, pos = parse_one(data, pos)
+    assert argv == [b"PING"]
+    argv, pos = parse_one(data, pos)
+    assert argv == [b"SET", b"a b", b"c"]
+    argv, pos = parse_one(data, pos)
+    assert argv == [] and pos == len(data)
+    assert parse_one(data[:-3], 0)[1] < len(data)
+    assert parse_one(encode_command("GET", "k")[:-1], 0) is None
+
+
+def test_parse_one_rejects_garbage() -> None:
+    with pytest.raises(RespError):
+        parse_one(b"*2\r\n:1\r\n", 0)
+
+
+def test_encoders() -> None:
+    assert encode_error("READONLY x") == b"-READONLY x\r\n"
+    assert encode_value(None, False) == b"$-1\r\n"
+    assert encode_value(None, True) == b"_\r\n"
+    assert encode_value(7, False) == b":7\r\n"
+    assert encode_value("hé", False) == b"$3\r\nh\xc3\xa9\r\n"
+
+
+REPLIES = [
+    b"+OK\r\n",
+    b"-ERR x\r\n",
+    b":12\r\n",
+    b"$3\r\nabc\r\n",
+    b"$-1\r\n",
+    b"*-1\r\n",
+    b"*0\r\n",
+    b"*2\r\n$1\r\na\r\n*1\r\n:1\r\n",
+    b"%1\r\n+k\r\n~2\r\n:1\r\n,1.5\r\n",
+    b"|1\r\n+ttl\r\n:3\r\n$2\r\nhi\r\n",  # an attribute belongs to the reply after it
+    b"_\r\n",
+    b"#t\r\n",
+    b"=7\r\ntxt:abc\r\n",
+    b"!3\r\nERR\r\n",
+    b"(123\r\n",
+]
+PUSH = b">3\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n$0\r\n\r\n"
+
+
+def _ends(stream: bytes) -> list[int]:
+    ends = []
+    acc = 0
+    for r in REPLIES:
+        acc += len(r)
+        ends.append(acc)
+    return ends
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1000])
+def test_scanner_finds_every_reply_end_in_any_split(chunk: int) -> None:
+    stream = b"".join(REPLIES)
+    scanner = ReplyScanner()
+    found: list[int] = []
+    for off in range(0, len(stream), chunk):
+        found += [off + e for e in scanner.scan(stream[off : off + chunk])]
+    assert found == _ends(stream)
+
+
+def test_scanner_marks_push_frames() -> None:
+    scanner = ReplyScanner()
+    ends = scanner.scan(b"+OK\r\n" + PUSH + b":1\r\n")
+    assert ends == [5, -(5 + len(PUSH)), 5 + len(PUSH) + 4]
+    assert scanner.pushes == 1
+
+
+def test_scanner_skips_large_payload_without_buffering() -> None:
+    scanner = ReplyScanner()
+    size = 10_000_000
+    assert scanner.scan(b"$%d\r\n" % size + b"x" * 100) == []
+    assert scanner.scan(b"x" * (size - 100)) == []
+    assert scanner.scan(b"\r\n+OK\r\n") == [2, 7]

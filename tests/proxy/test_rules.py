@@ -1,0 +1,271 @@
+"""Every rule kind and modifier, through the real proxy to a real redis-server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from redtest.proxy.server import FaultProxy
+from redtest.spec.model import DelayEffect, DownEffect, DropEffect, ErrorEffect, ResponseEffect
+
+from .conftest import RawClient, client, rule
+
+
+def test_error_message_exactly_as_written(proxy: FaultProxy, direct: redis.Redis) -> None:
+    proxy.set_rules(
+        [rule(ErrorEffect("READONLY You can't write against a read only replica."), command="SET")]
+    )
+    r = client(proxy)
+    with pytest.raises(redis.ReadOnlyError, match="You can't write"):
+        r.set("k", "v")
+    assert direct.get("k") is None  # not forwarded
+    assert r.get("k") is None  # GET is not matched
+    assert proxy.hit_counts() == [1]
+
+
+def test_error_default_message_and_raw_bytes(proxy: FaultProxy, raw: RawClient) -> None:
+    proxy.set_rules([rule(ErrorEffect(), command="get")])
+    raw.send(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+    assert raw.read_raw(len(b"-ERR injected fault\r\n")) == b"-ERR injected fault\r\n"
+
+
+def test_response_values(proxy: FaultProxy, direct: redis.Redis) -> None:
+    direct.set("k", "real")
+    r = client(proxy)
+    proxy.set_rules([rule(ResponseEffect(None), command="GET")])
+    assert r.get("k") is None
+    proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
+    assert r.get("k") == b"fake"
+    proxy.set_rules([rule(ResponseEffect(42), command="INCR*")])  # redis-py sends INCRBY
+    assert r.incr("n") == 42
+    assert direct.get("n") is None
+
+
+def test_response_null_in_resp3(proxy: FaultProxy, raw: RawClient) -> None:
+    raw.send(b"HELLO 3\r\n")
+    raw.read()
+    proxy.set_rules([rule(ResponseEffect(None), command="GET")])
+    raw.send(b"GET k\r\n")
+    assert raw.read_raw(3) == b"_\r\n"
+
+
+def test_delay_keeps_pipeline_order(proxy: FaultProxy) -> None:
+    proxy.set_rules([rule(DelayEffect(0.3), command="GET", key="slow")])
+    r = client(proxy)
+    pipe = r.pipeline(transaction=False)
+    pipe.set("slow", "1").get("slow").set("fast", "2").get("fast")
+    t0 = time.monotonic()
+    assert pipe.execute() == [True, b"1", True, b"2"]
+    assert time.monotonic() - t0 >= 0.3
+    t0 = time.monotonic()
+    assert r.get("fast") == b"2"
+    assert time.monotonic() - t0 < 0.25
+
+
+def test_delay_then_later_rule_applies(proxy: FaultProxy, direct: redis.Redis) -> None:
+    proxy.set_rules(
+        [rule(DelayEffect(0.2), command="SET"), rule(ErrorEffect("OOM no memory"), command="SET")]
+    )
+    r = client(proxy)
+    t0 = time.monotonic()
+    with pytest.raises(redis.ResponseError, match="no memory"):
+        r.set("k", "v")
+    assert time.monotonic() - t0 >= 0.2
+    assert direct.get("k") is None
+    assert proxy.hit_counts() == [1, 1]
+
+
+def test_drop_close(proxy: FaultProxy, direct: redis.Redis) -> None:
+    proxy.set_rules([rule(DropEffect(), command="SET")])
+    r = client(proxy)
+    with pytest.raises(redis.ConnectionError):
+        r.set("k", "v")
+    assert direct.get("k") is None
+
+
+def test_drop_close_delivers_earlier_replies_first(proxy: FaultProxy, raw: RawClient) -> None:
+    proxy.set_rules([rule(DropEffect(), command="SET")])
+    raw.send(b"PING\r\nPING\r\nSET k v\r\nPING\r\n")
+    assert raw.read(2) == [b"PONG", b"PONG"]
+    assert raw.closed()
+
+
+def test_drop_blackhole(proxy: FaultProxy, direct: redis.Redis) -> None:
+    proxy.set_rules([rule(DropEffect("blackhole"), command="SET")])
+    r = client(proxy, socket_timeout=0.5)
+    with pytest.raises(redis.TimeoutError):
+        r.set("k", "v")
+    assert direct.get("k") is None
+
+
+def test_drop_lose_reply_executes_the_write(proxy: FaultProxy, direct: redis.Redis) -> None:
+    proxy.set_rules([rule(DropEffect("lose_reply"), command="INCR*")])
+    r = client(proxy)
+    with pytest.raises(redis.ConnectionError):
+        r.incr("n")
+    deadline = time.monotonic() + 2
+    while direct.get("n") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert direct.get("n") == b"1"
+
+
+def test_down_then_recovery(proxy: FaultProxy) -> None:
+    r = client(proxy)
+    assert r.ping()
+    proxy.set_rules([rule(DownEffect())])
+    with pytest.raises(redis.ConnectionError):
+        r.ping()  # the open connection was closed
+    with pytest.raises(redis.ConnectionError):
+        client(proxy).ping()  # new ones are refused
+    proxy.set_rules([])
+    assert client(proxy).ping()
+    assert r.ping()  # redis-py reconnects on the next command
+
+
+def test_down_for_a_while(proxy: FaultProxy) -> None:
+    proxy.set_rules([rule(DownEffect(), for_seconds=0.3)])
+    with pytest.raises(redis.ConnectionError):
+        client(proxy).ping()
+    time.sleep(0.35)
+    assert client(proxy).ping()
+
+
+def test_after_and_times(proxy: FaultProxy) -> None:
+    proxy.set_rules([rule(ErrorEffect("ERR x"), command="PING", after=2, times=2)])
+    r = client(proxy)
+    outcomes = []
+    for _ in range(6):
+        try:
+            outcomes.append(r.ping())
+        except redis.ResponseError:
+            outcomes.append("err")
+    assert outcomes == [True, True, "err", "err", True, True]
+    assert proxy.hit_counts() == [2]
+
+
+def test_probability_is_repeatable_with_a_seed(proxy: FaultProxy) -> None:
+    def run() -> list[bool]:
+        proxy.set_rules([rule(ErrorEffect(), command="PING", probability=0.5)], rng_seed=7)
+        r = client(proxy)
+        out = []
+        for _ in range(40):
+            try:
+                out.append(r.ping())
+            except redis.ResponseError:
+                out.append(False)
+        return out
+
+    first = run()
+    assert 5 < first.count(False) < 35
+    assert run() == first
+    assert proxy.hit_counts() == [first.count(False)]
+
+
+def test_for_window(proxy: FaultProxy) -> None:
+    proxy.set_rules([rule(ErrorEffect(), command="PING", for_seconds=0.2)])
+    r = client(proxy)
+    with pytest.raises(redis.ResponseError):
+        r.ping()
+    time.sleep(0.25)
+    assert r.ping()
+
+
+def test_client_name_glob(proxy: FaultProxy) -> None:
+    proxy.set_rules([rule(ErrorEffect(), command="GET", client="worker-*")])
+    worker = client(proxy, client_name="worker-1")
+    web = client(proxy, client_name="web")
+    anon = client(proxy)
+    with pytest.raises(redis.ResponseError):
+        worker.get("k")
+    assert web.get("k") is None and anon.get("k") is None
+    hello = client(proxy, protocol=3)
+    hello.execute_command("HELLO", "3", "SETNAME", "worker-9")
+    with pytest.raises(redis.ResponseError):
+        hello.get("k")
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (["MSET", "a", "1", "order:1", "2"], "order:*"),
+        (["DEL", "x", "order:2"], "order:*"),
+        (["ZUNIONSTORE", "dest", "2", "z1", "order:z"], "order:*"),
+        (["EVAL", "return 1", "2", "x", "order:e"], "order:*"),
+        (["XREAD", "STREAMS", "s1", "order:s", "0", "0"], "order:*"),
+        (["SORT", "src", "STORE", "order:dst"], "order:*"),  # incomplete key-specs: COMMAND GETKEYS
+    ],
+)
+def test_key_glob_over_all_keys(proxy: FaultProxy, args: list[str], key: str) -> None:
+    proxy.set_rules([rule(ErrorEffect("WRONGTYPE injected"), key=key)])
+    r = client(proxy)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.execute_command(*args)
+    # the same command with no matching key goes through
+    r.execute_command(*[a.replace("order:", "other:") for a in args])
+    assert proxy.hit_counts() == [1]
+
+
+def test_key_rule_never_matches_keyless_commands(proxy: FaultProxy) -> None:
+    proxy.set_rules([rule(ErrorEffect(), key="*")])
+    r = client(proxy)
+    assert r.ping()
+    assert r.echo("x") == b"x"
+    with pytest.raises(redis.ResponseError):
+        r.get("anything")
+
+
+def test_first_matching_rule_decides(proxy: FaultProxy) -> None:
+    proxy.set_rules(
+        [rule(ResponseEffect("first"), command="GET"), rule(ErrorEffect(), command="*")]
+    )
+    r = client(proxy)
+    assert r.get("k") == b"first"
+    with pytest.raises(redis.ResponseError):
+        r.ping()
+    assert proxy.hit_counts() == [1, 1]
+
+
+def test_set_rules_is_atomic_and_resets_counters(proxy: FaultProxy) -> None:
+    proxy.set_rules([rule(ErrorEffect(), command="PING", times=1)])
+    r = client(proxy)
+    with pytest.raises(redis.ResponseError):
+        r.ping()
+    assert proxy.hit_counts() == [1]
+    proxy.set_rules([rule(ErrorEffect(), command="PING", times=1)])
+    assert proxy.hit_counts() == [0]
+    with pytest.raises(redis.ResponseError):
+        r.ping()  # fresh `times` count
+    # While a pipeline runs in another thread, swaps never mix two sets for one command:
+    # every reply is either from the server or from one of the two rule sets.
+    stop = threading.Event()
+
+    def flip() -> None:
+        while not stop.is_set():
+            proxy.set_rules([rule(ResponseEffect("A"), command="GET")])
+            proxy.set_rules([rule(ResponseEffect("B"), command="GET")])
+
+    t = threading.Thread(target=flip)
+    t.start()
+    try:
+        pipe = r.pipeline(transaction=False)
+        for _ in range(2000):
+            pipe.get("k")
+        assert set(pipe.execute()) <= {b"A", b"B"}
+    finally:
+        stop.set()
+        t.join()
+    proxy.set_rules([])
+    assert proxy.hit_counts() == []
+    assert r.get("k") is None
+
+
+def test_on_hit_callback(redis_server: tuple[str, int], direct: redis.Redis) -> None:
+    seen = []
+    with FaultProxy(*redis_server, on_hit=lambda i, r: seen.append((i, r.kind))) as p:
+        p.set_rules([rule(DelayEffect(0.01), command="GET"), rule(ErrorEffect(), command="GET")])
+        with pytest.raises(redis.ResponseError):
+            client(p).get("k")
+    assert seen == [(0, "delay"), (1, "error")]
