@@ -219,7 +219,7 @@ def test_key_rule_never_matches_keyless_commands(proxy: FaultProxy) -> None:
 
 def test_first_matching_rule_decides(proxy: FaultProxy) -> None:
     proxy.set_rules(
-        [rule(ResponseEffect("first"), command="GET"), rule(ErrorEffect(), command="*")]
+        [rule(ResponseEffect("first"), command="GET"), rule(ErrorEffect(), command="P*")]
     )
     r = client(proxy)
     assert r.get("k") == b"first"
