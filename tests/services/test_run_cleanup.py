@@ -129,3 +129,72 @@ def test_interrupted_run_leaves_nothing(runtime: str, workspace, sig: signal.Sig
     while _leftovers(suite, runtime, tmp) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _leftovers(suite, runtime, tmp) == [], out.decode()
+
+
+REUSE_SUITE = """\
+version: 1
+services:
+  cache:
+    reuse: true
+    interfaces:
+      main: {protocol: redis, port: 6379}
+    seed: base
+seeds:
+  base:
+    - cache.main.command: {cmd: FLUSHALL}
+    - cache.main.set: {key: k, value: "1"}
+scenarios:
+  check:
+    steps:
+      - sleep: 1ms
+    expect:
+      - assert_eq(cache.main.get(key="k").data["value"], "1")
+      - assert_eq(cache.main.get(key="stale").data["value"], None)
+"""
+
+
+def test_reuse_across_two_runs_and_the_seed_resets(runtime: str, tmp_path: Path) -> None:
+    import json
+
+    import redis
+
+    from redtest.services import stop_all_reusable
+
+    suite = tmp_path / "reuse.yaml"
+    suite.write_text(REUSE_SUITE)
+    report = tmp_path / "report.json"
+
+    def run() -> dict[str, str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "redtest", "run", str(suite), "--runtime", runtime, "-q",
+             "--json", str(report)],
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+        (service,) = json.loads(report.read_text())["services"]
+        return service
+
+    try:
+        first = run()
+        host, port = first["endpoints"]["main"].split(":")
+        redis.Redis(host, int(port)).set("stale", "left by someone")  # the server outlived run 1
+        second = run()  # passes only if the seed flushed "stale"
+        assert second["detail"] == first["detail"]  # same pid / container id
+        assert second["endpoints"] == first["endpoints"] and second["runtime"] == runtime
+    finally:
+        assert stop_all_reusable(str(suite.resolve())) == 1
+    if runtime == "docker":
+        assert _containers(suite) == []
+    else:
+        pid = int(first["detail"].split()[1])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _running(pid):
+            time.sleep(0.05)
+        assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
