@@ -22,7 +22,6 @@ Decisions (see docs/expressions.md for the user-facing side):
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from typing import Any
 from redis.backoff import NoBackoff
 from redis.connection import Connection, DefaultParser
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from redtest.clients.response import Response
@@ -121,6 +121,11 @@ class RedisInterface:
             data = self._shape(method, argv, raw)
         except ResponseError as exc:
             return Response(None, False, _text(str(exc)), _elapsed_ms(started))
+        except (TimeoutError, RedisTimeoutError) as exc:
+            limit = self.timeout if timeout is None else timeout
+            doing = "connecting to" if "connect" in str(exc) else "waiting for a reply from"
+            text = f"Timeout {doing} {self.host}:{self.port} (after {limit:g} s)"
+            return Response(None, False, text, _elapsed_ms(started))
         except (RedisError, OSError) as exc:
             return Response(None, False, _describe(exc), _elapsed_ms(started))
         return Response(data=data, ok=True, error=None, duration_ms=_elapsed_ms(started))
@@ -316,8 +321,6 @@ def _text(message: str) -> str:
 
 def _describe(exc: BaseException) -> str:
     """A connection-level failure as one readable line."""
-    if isinstance(exc, socket.timeout):
-        return "Timeout reading from socket"
     # redis-py shows OS errors as tuples: "... : (104, 'Connection reset by peer')"
     text = re.sub(r"\((\d+), '([^']*)'\)", r"\2", str(exc)).strip()
     return text or type(exc).__name__
