@@ -179,8 +179,10 @@ class CompiledExpression:
     loc: Location
     tree: ast.expr = field(repr=False, compare=False)
     names: frozenset[str] = frozenset()  # scope names and services it refers to
-    _calls: Mapping[int, _InterfaceCall] = field(default_factory=dict, repr=False, compare=False)
-    _services: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    # checked interface calls by the call node's span (stable across copy/pickle, unlike id())
+    _calls: Mapping[tuple[int, int], _InterfaceCall] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
 
 class ServiceFacade:
@@ -225,7 +227,6 @@ def compile_expression(source: str, loc: Location, scope: Scope) -> CompiledExpr
         tree=tree,
         names=frozenset(checker.used),
         _calls=checker.calls,
-        _services=frozenset(scope.services),
     )
 
 
@@ -296,7 +297,7 @@ class _Checker:
         self.loc = loc
         self.scope = scope
         self.used: set[str] = set()
-        self.calls: dict[int, _InterfaceCall] = {}
+        self.calls: dict[tuple[int, int], _InterfaceCall] = {}
 
     # errors point at the node: its column on the (single, normalised) line
     def error(self, node: ast.AST, message: str) -> SpecError:
@@ -318,7 +319,10 @@ class _Checker:
         method = getattr(self, f"check_{type(node).__name__}", None)
         if method is None:
             raise self.error(node, f"{_describe_node(node)} is not allowed in assertions")
-        method(node, depth + 1, top) if type(node) is ast.Call else method(node, depth + 1)
+        if isinstance(node, ast.Call):
+            method(node, depth + 1, top)  # only a call can be an assert_* at the top
+        else:
+            method(node, depth + 1)
 
     def check_Constant(self, node: ast.Constant, depth: int) -> None:
         if isinstance(node.value, (bytes, complex)) or node.value is Ellipsis:
@@ -591,9 +595,13 @@ class _Checker:
         missing = [a for a in method.required if a not in given]
         if missing:
             raise self.error(node, f"{label} is missing argument(s): {', '.join(missing)}")
-        self.calls[id(node)] = _InterfaceCall(
+        self.calls[_span(node)] = _InterfaceCall(
             service, interface, canonical, name, tuple(arguments[: len(node.args)])
         )
+
+
+def _span(node: ast.expr) -> tuple[int, int]:
+    return node.col_offset, node.end_col_offset or 0
 
 
 def _did_you_mean(name: str, candidates: Any, cutoff: float = 0.6) -> str:
@@ -899,7 +907,7 @@ class _Evaluator:
 
     def eval_Call(self, node: ast.Call) -> Any:
         func = node.func
-        plan = self.compiled._calls.get(id(node))
+        plan = self.compiled._calls.get(_span(node))
         if plan is not None:
             return self.call_interface(node, plan)
         args = [self.eval(a) for a in node.args]

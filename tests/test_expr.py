@@ -314,6 +314,17 @@ def test_clients_without_call_get_the_python_method() -> None:
     assert run('cache.main.delete("k").data["value"] == "k"', cache={"main": NamedMethods()}).passed
 
 
+def test_compiled_expressions_survive_copy_and_pickle() -> None:
+    import copy
+    import pickle
+
+    compiled = compile_('cache.main.get("k").data["value"] == None')
+    main = FakeInterface()
+    for clone in (copy.deepcopy(compiled), pickle.loads(pickle.dumps(compiled))):
+        assert evaluate(clone, {"cache": {"main": main}}).passed
+    assert main.calls == [("get", {"key": "k"})] * 2
+
+
 def test_names_used_are_recorded() -> None:
     assert compile_('cache.main.get("k").ok and r.ok').names == {"cache", "r"}
 
