@@ -800,7 +800,8 @@ class _Evaluator:
         if isinstance(value, Response) and node.attr in RESPONSE_ATTRIBUTES:
             return getattr(value, node.attr)
         raise _EvalError(
-            f"{self.segment(node)}: {_type_name(value)} {show(value)} has no attribute {node.attr}"
+            f"{self.segment(node)}: {self.segment(node.value)} is {show(value)}, "
+            f"which has no attribute {node.attr} (only responses have .{node.attr})"
         )
 
     def eval_Subscript(self, node: ast.Subscript) -> Any:

@@ -350,7 +350,10 @@ def test_names_used_are_recorded() -> None:
         ),
         ("x[0]", "x[0]: cannot index 3 (int)"),
         ("x.lower()", "x.lower(): int 3 has no method .lower()"),
-        ("r.data.ok", 'r.data.ok: mapping {"value": "1"} has no attribute ok'),
+        (
+            "r.data.ok",
+            'r.data.ok: r.data is {"value": "1"}, which has no attribute ok (only responses have .ok)',
+        ),
         (
             "steps[0].data['value'].index('z')",
             "steps[0].data['value'].index('z'): ValueError: substring not found",
@@ -369,6 +372,11 @@ def test_errors_during_evaluation_are_reported_not_raised(source: str, error: st
     assert not result.passed
     assert result.error == error
     assert result.detail is None
+
+
+def test_no_steps_means_r_is_none() -> None:
+    result = run("r.ok", r=None)
+    assert result.error == "r.ok: r is None, which has no attribute ok (only responses have .ok)"
 
 
 def test_a_failing_client_is_an_error_result() -> None:
