@@ -29,11 +29,7 @@ def run_cli(
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli():
     return run_cli
 
-
-def pytest_configure(config) -> None:
-    # Test modules import `run_cli` from here (`from conftest import run_cli`).
-    sys.path.insert(0, str(Path(__file__).parent))

@@ -28,19 +28,15 @@ def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def rules_run(tmp_path_factory):
-    from conftest import run_cli
-
+def rules_run(tmp_path_factory, cli):
     tmp = tmp_path_factory.mktemp("rules")
-    return _run(run_cli, tmp, str(SUITES / "rules.yaml"), "--random-seed", "7")
+    return _run(cli, tmp, str(SUITES / "rules.yaml"), "--random-seed", "7")
 
 
 @pytest.fixture(scope="module")
-def failing_run(tmp_path_factory):
-    from conftest import run_cli
-
+def failing_run(tmp_path_factory, cli):
     tmp = tmp_path_factory.mktemp("failing")
-    return _run(run_cli, tmp, str(SUITES / "failing.yaml"))
+    return _run(cli, tmp, str(SUITES / "failing.yaml"))
 
 
 RULE_TESTS = [
