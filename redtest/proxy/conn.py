@@ -428,7 +428,16 @@ class ClientConnection(asyncio.Protocol):
         except hiredis.ProtocolError:
             bad = True
         rules = self.proxy.rules
-        partial = bad or reader.has_data()
+        # hiredis' has_data() misses a half-read array, so compare lengths instead.
+        try:
+            partial = (
+                bad
+                or pending[-1] != 10
+                or sum(map(command_length, cmds)) != len(pending) + self.streamed
+            )
+        except TypeError:  # array elements that are not bulk strings: not a command
+            self._go_raw(pending)
+            return
 
         # Fast path: decide each command; stop at the first that is not "forward as is".
         owed = 0

@@ -27,11 +27,12 @@ class RespError(Exception):
 
 def command_length(argv: list[bytes]) -> int:
     """Byte length of `argv` as a RESP array of bulk strings, in the canonical encoding clients use."""
-    n = 3 + len(str(len(argv)))
+    n = len(argv)
+    total = 4 if n < 10 else 3 + len(str(n))
     for a in argv:
         la = len(a)
-        n += la + 5 + len(str(la))
-    return n
+        total += la + (6 if la < 10 else 7 if la < 100 else 5 + len(str(la)))
+    return total
 
 
 def encode_command(*args: bytes | str | int) -> bytes:

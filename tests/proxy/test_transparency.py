@@ -1,0 +1,234 @@
+"""Transparency: what passes the proxy behaves exactly as against the server itself."""
+
+from __future__ import annotations
+
+import resource
+import threading
+import time
+
+import pytest
+import redis
+
+from redtest.proxy.resp import encode_command
+from redtest.proxy.server import FaultProxy
+from redtest.spec.model import DelayEffect, ErrorEffect, ResponseEffect
+
+from .conftest import RawClient, client, rule
+
+
+def test_mixed_pipeline_of_10000_commands(proxy: FaultProxy) -> None:
+    proxy.set_rules(
+        [
+            rule(ResponseEffect("injected"), command="GET", key="hit:*"),
+            rule(ErrorEffect("ERR refused"), command="INCR*", key="hit:*"),
+            rule(DelayEffect(0.05), command="GET", key="hit:5000"),
+        ]
+    )
+    r = client(proxy)
+    pipe = r.pipeline(transaction=False)
+    expected: list[object] = []
+    for i in range(10_000):
+        kind = i % 4
+        if kind == 0:
+            pipe.set(f"k:{i}", f"v{i}")
+            expected.append(True)
+        elif kind == 1:
+            pipe.get(f"k:{i - 1}")
+            expected.append(f"v{i - 1}".encode())
+        elif kind == 2:
+            pipe.get(f"hit:{i}")
+            expected.append(b"injected")
+        else:
+            pipe.incr(f"hit:{i}")
+            expected.append("error")
+    got = pipe.execute(raise_on_error=False)
+    got = ["error" if isinstance(g, redis.ResponseError) else g for g in got]
+    assert got == expected
+    assert proxy.hit_counts() == [2500, 2500, 0]
+
+
+def test_pipeline_split_byte_by_byte(proxy: FaultProxy, raw: RawClient) -> None:
+    proxy.set_rules([rule(ErrorEffect("ERR no"), command="GET", key="b")])
+    stream = (
+        encode_command("SET", "a", "1")
+        + b"GET a\r\n"
+        + encode_command("GET", "b")
+        + encode_command("ECHO", "x" * 300)
+    )
+    for i in range(len(stream)):
+        raw.send(stream[i : i + 1])
+    assert raw.read(4)[:2] == [b"OK", b"1"]
+
+
+def test_inline_commands(proxy: FaultProxy, raw: RawClient) -> None:
+    raw.send(b'SET greeting "hello world"\r\nGET greeting\r\n\r\nPING\r\n')
+    assert raw.read(3) == [b"OK", b"hello world", b"PONG"]
+    proxy.set_rules([rule(ErrorEffect("ERR inline"), command="get")])
+    raw.send(b"GET greeting\r\n" + encode_command("PING"))
+    out = raw.read(2)
+    assert str(out[0]) == "ERR inline" and out[1] == b"PONG"
+
+
+def test_rules_arriving_mid_command(proxy: FaultProxy, raw: RawClient, direct: redis.Redis) -> None:
+    cmd = encode_command("SET", "k", "v" * 100_000)
+    raw.send(cmd[:5000])  # no rules: streamed on, committed to "forward"
+    time.sleep(0.1)
+    proxy.set_rules([rule(ErrorEffect(), command="SET")])
+    raw.send(cmd[5000:] + encode_command("SET", "k2", "x"))
+    out = raw.read(2)
+    assert out[0] == b"OK" and isinstance(out[1], Exception)
+    assert direct.strlen("k") == 100_000 and direct.get("k2") is None
+
+
+def test_multi_exec_transparent(proxy: FaultProxy) -> None:
+    r = client(proxy)
+    pipe = r.pipeline(transaction=True)
+    pipe.set("a", "1").incr("a").get("a")
+    assert pipe.execute() == [True, 2, b"2"]
+
+
+def test_multi_exec_with_injected_error_aborts(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient
+) -> None:
+    proxy.set_rules([rule(ErrorEffect("READONLY no writes"), command="INCR*")])
+    raw.send(b"MULTI\r\nSET a 1\r\nINCR a\r\nSET b 2\r\nEXEC\r\nPING\r\n")
+    out = raw.read(6)
+    assert out[:2] == [b"OK", b"QUEUED"]
+    assert str(out[2]) == "READONLY no writes"
+    assert out[3] == b"QUEUED"
+    assert str(out[4]).startswith("EXECABORT")
+    assert out[5] == b"PONG"
+    assert direct.get("a") is None and direct.get("b") is None  # discarded upstream
+    r = client(proxy)
+    with pytest.raises(redis.ResponseError):
+        r.pipeline(transaction=True).set("c", "1").incr("c").execute()
+    assert direct.get("c") is None
+
+
+def test_multi_exec_with_injected_response(proxy: FaultProxy, direct: redis.Redis) -> None:
+    proxy.set_rules(
+        [rule(ResponseEffect(None), command="GET"), rule(ResponseEffect(7), command="INCRBY")]
+    )
+    direct.set("a", "real")
+    r = client(proxy)
+    assert r.pipeline(transaction=True).get("a").incr("n").set("b", "1").execute() == [
+        None,
+        7,
+        True,
+    ]
+    assert direct.get("n") is None and direct.get("b") == b"1"
+
+
+def test_pubsub_flows_while_other_connections_are_faulted(
+    proxy: FaultProxy, direct: redis.Redis
+) -> None:
+    proxy.set_rules([rule(ErrorEffect(), command="GET"), rule(DelayEffect(0.05), command="SET")])
+    sub = client(proxy).pubsub()
+    sub.subscribe("news")
+    sub.psubscribe("ch:*")
+    assert sub.get_message(timeout=2)["type"] == "subscribe"
+    assert sub.get_message(timeout=2)["type"] == "psubscribe"
+    other = client(proxy)
+    for i in range(5):
+        with pytest.raises(redis.ResponseError):
+            other.get("k")
+        direct.publish("news", f"m{i}")
+        direct.publish("ch:1", f"p{i}")
+    got = []
+    deadline = time.monotonic() + 3
+    while len(got) < 10 and time.monotonic() < deadline:
+        m = sub.get_message(timeout=0.5)
+        if m:
+            got.append(m["data"])
+    assert sorted(got) == sorted(
+        [f"m{i}".encode() for i in range(5)] + [f"p{i}".encode() for i in range(5)]
+    )
+    sub.ping()
+    sub.close()
+
+
+def test_sharded_pubsub(proxy: FaultProxy, direct: redis.Redis) -> None:
+    raw = RawClient(proxy.address)
+    raw.send(b"SSUBSCRIBE s1\r\n")
+    assert raw.read()[0] == [b"ssubscribe", b"s1", 1]
+    direct.spublish("s1", "hi")
+    assert raw.read()[0] == [b"smessage", b"s1", b"hi"]
+    raw.close()
+
+
+def test_monitor(proxy: FaultProxy, direct: redis.Redis, raw: RawClient) -> None:
+    raw.send(b"MONITOR\r\n")
+    assert raw.read()[0] == b"OK"
+    direct.set("watched", "1")
+    assert b"watched" in raw.read()[0]
+
+
+def test_blpop_blocks_then_answers(proxy: FaultProxy, direct: redis.Redis) -> None:
+    r = client(proxy)
+    assert r.blpop(["q"], timeout=0.2) is None
+    threading.Timer(0.2, lambda: direct.rpush("q", "job")).start()
+    t0 = time.monotonic()
+    assert r.blpop(["q"], timeout=3) == (b"q", b"job")
+    assert time.monotonic() - t0 >= 0.15
+    assert r.ping()
+
+
+def test_resp3_tracking_invalidation_push(proxy: FaultProxy, direct: redis.Redis) -> None:
+    raw = RawClient(proxy.address)
+    raw.send(b"HELLO 3\r\n")
+    assert isinstance(raw.read()[0], dict)
+    raw.send(b"CLIENT TRACKING on\r\nGET tracked\r\n")
+    assert raw.read(2) == [b"OK", None]
+    direct.set("tracked", "new")
+    assert raw.read()[0] == [b"invalidate", [b"tracked"]]
+    # a push between replies does not disturb the reply order of injected answers
+    proxy.set_rules([rule(ResponseEffect("fake"), command="GET", key="other")])
+    raw.send(b"GET tracked\r\nGET other\r\nPING\r\n")
+    direct.set("tracked", "newer")
+    out = raw.read(4)
+    assert [o for o in out if isinstance(o, list)] == [[b"invalidate", [b"tracked"]]]
+    assert [o for o in out if not isinstance(o, list)] == [b"new", b"fake", b"PONG"]
+    raw.close()
+
+
+def test_resp3_subscribe_and_injected_reply(proxy: FaultProxy, direct: redis.Redis) -> None:
+    proxy.set_rules([rule(ErrorEffect("ERR nope"), command="PING")])
+    raw = RawClient(proxy.address)
+    raw.send(b"HELLO 3\r\nSUBSCRIBE a\r\nPING\r\n")
+    out = raw.read(3)
+    # the confirmation is a push (out of band): it may come before or after PING's answer
+    assert [b"subscribe", b"a", 1] in out[1:]
+    assert [str(o) for o in out[1:] if not isinstance(o, list)] == ["ERR nope"]
+    direct.publish("a", "x")
+    assert raw.read()[0] == [b"message", b"a", b"x"]
+    raw.close()
+
+
+def test_50mb_value_round_trip(proxy: FaultProxy) -> None:
+    r = client(proxy, socket_timeout=30)
+    value = b"\x00\xff" * (25 * 1024 * 1024)
+    assert r.set("big", value)
+    assert r.get("big") == value
+    proxy.set_rules([rule(ErrorEffect(), command="GET", key="nomatch")])
+    assert r.get("big") == value
+    assert r.set("big2", value)
+    assert r.strlen("big2") == len(value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+def test_half_close_delivers_all_replies(proxy: FaultProxy, raw: RawClient) -> None:
+    import socket
+
+    proxy.set_rules([rule(DelayEffect(0.1), command="PING")])
+    raw.send(b"PING\r\nECHO a\r\nECHO b\r\n")
+    raw.sock.shutdown(socket.SHUT_WR)
+    assert raw.read(3) == [b"PONG", b"a", b"b"]
+    assert raw.closed()
+
+
+def test_client_reply_skip_keeps_order(proxy: FaultProxy, raw: RawClient) -> None:
+    proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
+    raw.send(
+        b"CLIENT REPLY SKIP\r\nSET a 1\r\nGET a\r\nCLIENT REPLY OFF\r\nSET b 1\r\nCLIENT REPLY ON\r\nPING\r\n"
+    )
+    assert raw.read(3) == [b"fake", b"OK", b"PONG"]
