@@ -22,9 +22,12 @@ from redtest.services.runtime import Endpoint, RunningService, free_port  # noqa
 from redtest.spec.model import DEFAULT_HEALTH_TIMEOUT, Service
 
 DEFAULT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+KILL_WAIT = 2.0  # seconds to wait for SIGKILLed processes to vanish
 LOG_TAIL_BYTES = 64 * 1024  # logs() never returns more than this
 ERROR_TAIL_LINES = 30  # lines of output quoted in a start-up error
-NO_HEALTHCHECK_SETTLE = 0.3  # with nothing to probe, an app that survives this long counts as started
+NO_HEALTHCHECK_SETTLE = (
+    0.3  # with nothing to probe, an app that survives this long counts as started
+)
 
 
 class RunningProcess(RunningService):
@@ -96,6 +99,11 @@ class RunningProcess(RunningService):
         if self._popen.poll() is None or _group_alive(pgid):
             _signal_group(pgid, signal.SIGKILL)
         self._popen.wait()
+        # SIGKILL is delivered asynchronously: return only once the group is really gone,
+        # so its ports and files are free for whatever starts next.
+        deadline = time.monotonic() + KILL_WAIT
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -159,7 +167,9 @@ def start_process(
     if not command:
         raise ServiceError(f"service {service.name!r}: empty command", service.loc)
     if not workdir.is_dir():
-        raise ServiceError(f"service {service.name!r}: workdir {str(workdir)!r} is not a directory", service.loc)
+        raise ServiceError(
+            f"service {service.name!r}: workdir {str(workdir)!r} is not a directory", service.loc
+        )
     ends = dict(endpoints) if endpoints is not None else _default_endpoints(service)
     full_env = dict(os.environ)
     # Python apps block-buffer a redirected stdout: without this, the log a failing
@@ -224,8 +234,14 @@ def _wait_ready(service: Service, running: RunningProcess) -> None:
 
 def _exit_message(service: Service, running: RunningProcess) -> str:
     code = running.returncode
-    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
-    return f"service {service.name!r} {how} during start-up ({running.detail})" + _output_block(running)
+    how = (
+        f"was killed by signal {-code}"
+        if code is not None and code < 0
+        else f"exited with code {code}"
+    )
+    return f"service {service.name!r} {how} during start-up ({running.detail})" + _output_block(
+        running
+    )
 
 
 def _output_block(running: RunningProcess) -> str:
@@ -238,10 +254,14 @@ def _output_block(running: RunningProcess) -> str:
 def _health_url(service: Service, running: RunningProcess, target: str) -> str:
     if target.startswith(("http://", "https://")):
         return target
-    http_ifaces = [n for n, i in service.interfaces.items() if i.protocol == "http" and n in running.endpoints]
+    http_ifaces = [
+        n for n, i in service.interfaces.items() if i.protocol == "http" and n in running.endpoints
+    ]
     names = http_ifaces or list(running.endpoints)
     if not names:
-        raise ServiceError(f"service {service.name!r}: an http healthcheck needs an http interface", service.loc)
+        raise ServiceError(
+            f"service {service.name!r}: an http healthcheck needs an http interface", service.loc
+        )
     ep = running.endpoints[names[0]]
     return f"http://{ep.host}:{ep.port}/{target.lstrip('/')}"
 
@@ -251,7 +271,9 @@ def _tcp_target(service: Service, running: RunningProcess, target: str) -> tuple
     try:
         port = int(port_text)
     except ValueError:
-        raise ServiceError(f"service {service.name!r}: bad tcp healthcheck {target!r}", service.loc) from None
+        raise ServiceError(
+            f"service {service.name!r}: bad tcp healthcheck {target!r}", service.loc
+        ) from None
     # The port written in the file is the declared one; a process listens on the free port it was given.
     for name, iface in service.interfaces.items():
         if iface.port == port and name in running.endpoints:
