@@ -41,12 +41,22 @@ def connect(timeout: float = 60.0, location: Location | None = None) -> DockerCl
         client.ping()
     except docker.errors.DockerException as exc:
         raise ServiceError(
-            f"runtime docker: no Docker engine answers at {docker_host()} ({short_error(exc)}); "
+            f"runtime docker: no Docker engine answers at {docker_host()} ({_why_unreachable(exc)}); "
             "start Docker or point DOCKER_HOST at a running engine, or use --runtime local or "
             "--runtime embedded",
             location,
         ) from None
     return client
+
+
+def _why_unreachable(exc: BaseException) -> str:
+    """The SDK nests the socket error in its message; name the common causes plainly."""
+    text = short_error(exc)
+    if "FileNotFoundError" in text or "No such file" in text:
+        return "the socket does not exist"
+    if "ConnectionRefused" in text or "Connection refused" in text:
+        return "connection refused"
+    return text
 
 
 def engine_available(timeout: float = 3.0) -> bool:
