@@ -334,6 +334,7 @@ INSERT OR IGNORE INTO users (id, name, email) VALUES (1, 'alice', 'alice@example
 
 
 def init_db(db_path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(db_path)), exist_ok=True)
     conn = sqlite3.connect(db_path, timeout=5)
     try:
         conn.execute("PRAGMA journal_mode = WAL")  # readers (redtest's checks) never block the app
