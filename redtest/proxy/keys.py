@@ -159,6 +159,24 @@ class KeyTable:
 
     def __init__(self, commands: dict[bytes, CommandKeys]) -> None:
         self._commands = commands
+        # Per spelling of a command name: a slice for fixed key positions, or None.
+        self._slices: dict[bytes, slice | None] = {}
+
+    def _slice_for(self, name: bytes) -> slice | None:
+        """Keys at fixed positions (GET, SET, MSET, DEL ...) are one slice of argv."""
+        info = self._commands.get(name.lower())
+        if info is None or info.subcommands or info.specs is None or len(info.specs) != 1:
+            return None
+        sp = info.specs[0]
+        if sp.bs_index is None or sp.fk_range is None or sp.bs_index <= 0:
+            return None
+        lastkey, keystep, limit = sp.fk_range
+        if keystep <= 0 or (lastkey < 0 and limit > 1):
+            return None
+        first = sp.bs_index
+        if lastkey >= 0:
+            return slice(first, first + lastkey + 1, keystep)
+        return slice(first, lastkey + 1 if lastkey < -1 else None, keystep)
 
     @classmethod
     def from_command_reply(cls, reply: list[Any]) -> KeyTable:
@@ -170,6 +188,15 @@ class KeyTable:
 
     def keys(self, argv: list[bytes]) -> list[bytes] | Any:
         """The key arguments of `argv`, or NEED_GETKEYS when only the server can tell."""
+        name = argv[0]
+        try:
+            sl = self._slices[name]
+        except KeyError:
+            sl = self._slice_for(name)
+            if len(self._slices) < 4096:
+                self._slices[name] = sl
+        if sl is not None:
+            return argv[sl]
         info = self._commands.get(argv[0].lower())
         if info is None:
             return []  # unknown command: the server will reject it; no keys

@@ -134,14 +134,19 @@ class RuleSet:
         for r in self.candidates(argv[0]):
             if r.index < start:
                 continue
-            if r.client_re is not None and not r.client_re.match(client):
+            client_re = r.client_re
+            if client_re is not None and not client_re.match(client):
                 continue
-            if r.key_re is not None:
+            key_re = r.key_re
+            if key_re is not None:
                 if keys is None:
                     keys = keys_of(argv)
                     if keys is NEED_KEYS:
                         return NEED_KEYS, r.index
-                if not any(r.key_re.match(k) for k in keys):
+                for k in keys:
+                    if key_re.match(k):
+                        break
+                else:
                     continue  # also: a keyless command never matches a key rule
             if self._fires(r):
                 return r
