@@ -1,0 +1,90 @@
+"""The small commands, through the real CLI: schema, init, validate, list, --version,
+and the example suites under scenarios/."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+
+from redtest import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_schema_prints_the_shipped_file_exactly(cli) -> None:
+    result = cli(["schema"])
+    assert result.returncode == 0
+    assert result.stdout == (ROOT / "schemas" / "redtest.schema.json").read_text()
+    Draft202012Validator.check_schema(json.loads(result.stdout))
+
+
+def test_version(cli) -> None:
+    result = cli(["--version"])
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_validate_the_example_scenarios(cli) -> None:
+    result = cli(["validate", "scenarios/"])
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"\d+ file\(s\) valid", result.stdout)
+
+
+def test_every_scenario_file_has_the_schema_modeline() -> None:
+    for path in sorted((ROOT / "scenarios").rglob("*.yaml")):
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), path
+        target = (path.parent / first.split("$schema=", 1)[1]).resolve()
+        assert target == (ROOT / "redtest" / "schemas" / "redtest.schema.json").resolve(), path
+
+
+def test_list_prints_the_plan(cli) -> None:
+    result = cli(["list", "scenarios/faults.yaml"])
+    assert result.returncode == 0
+    assert "scenarios/faults.yaml::write_when_readonly  [fault_scenario]  faults: set_fails" in result.stdout
+    assert "scenarios/faults.yaml::write_then_read  [scenario]" in result.stdout
+    matrix = cli(["list", "scenarios/faults.yaml", "--matrix", "-k", "write_then_read"])
+    assert "write_then_read[redis_down]" in matrix.stdout
+
+
+def test_init_writes_a_suite_that_runs(cli, tmp_path) -> None:
+    target = tmp_path / "suite"
+    result = cli(["init", str(target)])
+    assert result.returncode == 0, result.stderr
+    example = target / "example.yaml"
+    assert example.read_text().startswith("# yaml-language-server: $schema=redtest.schema.json")
+    assert (target / "redtest.schema.json").read_text() == (ROOT / "schemas" / "redtest.schema.json").read_text()
+    again = cli(["init", str(target)])
+    assert again.returncode == 2 and "already exists" in again.stderr
+    run = cli(["run", str(target), "--runtime", "embedded"])
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 passed" in run.stdout
+
+
+def test_unknown_path_is_an_error(cli, tmp_path) -> None:
+    result = cli(["validate", str(tmp_path / "missing.yaml")])
+    assert result.returncode == 2
+    assert "missing.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_example_scenarios_pass(cli, tmp_path) -> None:
+    report = tmp_path / "report.json"
+    result = cli(["run", "scenarios/", "--json", str(report)], timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(report.read_text())
+    names = {t["name"] for t in data["tests"]}
+    # every fault of the protocol reference ran against a scenario
+    assert {"write_when_readonly", "order_keys_fail", "reads_are_slow", "writes_dropped", "redis_is_down"} <= names
+    assert data["counts"]["failed"] == 0 and data["counts"]["error"] == 0
+
+
+def test_the_readme_example_runs(cli, tmp_path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    suite = tmp_path / "readme.yaml"
+    suite.write_text(block)
+    result = cli(["run", str(suite), "--runtime", "embedded"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
