@@ -229,6 +229,11 @@ def create_app(db_path: str, redis_url: str, *, bugs: set[str] | None = None, re
         key = f"user:{user_id}"
         with dirty_lock:
             cache_ok = key not in dirty
+        if not cache_ok and forget(key):
+            # The pending invalidation got through now: the cache is usable again.
+            with dirty_lock:
+                dirty.discard(key)
+            cache_ok = True
         try:
             # A hash, as in the seed: HSET user:1 name alice ...; skipped while the key is dirty.
             cached = cache.hgetall(key) if cache_ok else {}

@@ -71,6 +71,15 @@ class SqliteInterface:
             return _fail(f"sqlite: {exc}", started)
         return Response(data=data, ok=True, error=None, duration_ms=_elapsed_ms(started))
 
+    def close(self) -> None:
+        """Nothing to close: every call opens and closes its own connection."""
+
+    def __enter__(self) -> SqliteInterface:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- Python methods, for expressions: db.main.query(sql="SELECT ...") --------------------
 
     def query(self, sql: str, params: Any = None) -> Response:
