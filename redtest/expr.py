@@ -343,13 +343,19 @@ class _Checker:
         if name in FUNCTIONS:
             raise self.error(node, f"function {name} must be called: {name}(...)")
         candidates = set(self.scope.names) | set(self.scope.services) | set(FUNCTIONS)
-        raise self.error(node, f"unknown name {name}{_did_you_mean(name, candidates)}")
+        match = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+        hint = f" (did you mean '{match[0]}'?)" if match else ""
+        # reported at the assertion itself, as the project's invalid-file corpus expects
+        raise SpecError(f"unknown name '{name}'{hint}", self.loc)
 
     def check_Attribute(self, node: ast.Attribute, depth: int) -> None:
         attr = node.attr
+        # forbidden first (outermost), then the inner expression, then unknown names
         if attr.startswith("_"):
             raise self.error(node, f"attributes that begin with '_' are not allowed: .{attr}")
         service = self._service_path(node.value)
+        if service is None:
+            self.check(node.value, depth)
         if service is not None:
             # `cache.main` or `cache.main.get` without a call
             svc, iface = service
@@ -369,7 +375,6 @@ class _Checker:
             if not hint:
                 hint = f' (a mapping\'s values are read with [...]: r.data["{attr}"])'
             raise self.error(node, f"unknown attribute .{attr}{hint}")
-        self.check(node.value, depth)
 
     def check_Subscript(self, node: ast.Subscript, depth: int) -> None:
         self.check(node.value, depth)
@@ -455,11 +460,11 @@ class _Checker:
         if isinstance(func, ast.Name):
             self._check_function(node, func.id, top)
         elif isinstance(func, ast.Attribute):
-            if func.attr.startswith("_"):
+            path = self._service_path(func.value)
+            if path is not None and func.attr.startswith("_"):
                 raise self.error(
                     func, f"attributes that begin with '_' are not allowed: .{func.attr}"
                 )
-            path = self._service_path(func.value)
             if path is not None and path[1] is not None:
                 self._check_interface_call(node, path[0], path[1], func.attr)
             elif path is not None:
@@ -471,6 +476,8 @@ class _Checker:
             else:
                 self._check_method(node, func, depth)
         else:
+            if type(func) in _REJECTED:  # `(lambda: 1)()`: name the lambda
+                raise self.error(node, f"{_REJECTED[type(func)]} not allowed in assertions")
             raise self.error(node, "only named functions and methods can be called")
         for arg in node.args:
             self.check(arg, depth)
@@ -538,6 +545,10 @@ class _Checker:
 
     def _check_method(self, node: ast.Call, func: ast.Attribute, depth: int) -> None:
         name = func.attr
+        # forbidden first (outermost), then the inner expression, then unknown methods
+        if name.startswith("_"):
+            raise self.error(func, f"attributes that begin with '_' are not allowed: .{name}")
+        self.check(func.value, depth)
         arity = _METHOD_ARITY.get(name)
         if arity is None:
             hint = _did_you_mean(name, SAFE_METHODS)
@@ -554,7 +565,6 @@ class _Checker:
         for kw in node.keywords:
             if kw.arg not in keywords:
                 raise self.error(kw.value, f".{name}() has no keyword argument {kw.arg}")
-        self.check(func.value, depth)
 
     def _check_interface_call(
         self, node: ast.Call, service: str, interface: str, name: str

@@ -394,8 +394,9 @@ def test_a_failing_client_is_an_error_result() -> None:
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("rr.ok", "unknown name rr (did you mean r?)"),
-        ("stpes[0]", "unknown name stpes (did you mean steps?)"),
+        ("rr.ok", "unknown name 'rr' (did you mean 'r'?)"),
+        ("stpes[0]", "unknown name 'stpes' (did you mean 'steps'?)"),
+        ("nothing_like_it", "unknown name 'nothing_like_it'"),
         ("asert_eq(x, 1)", "unknown function asert_eq (did you mean assert_eq?)"),
         ("lenn(x)", "unknown function lenn (did you mean len?)"),
         ("r.dat", "unknown attribute .dat (did you mean data?)"),
@@ -465,7 +466,8 @@ def test_a_failing_client_is_an_error_result() -> None:
         ("{s: 1 for s in steps}", "comprehensions are not allowed in assertions"),
         ("{s for s in steps}", "comprehensions are not allowed in assertions"),
         ("any(s.ok for s in steps)", "generator expressions are not allowed in assertions"),
-        ("(lambda: 1)()", "only named functions and methods can be called"),
+        ("(lambda: 1)()", "lambda functions are not allowed in assertions"),
+        ("r.data['f']()", "only named functions and methods can be called"),
         ("lambda: 1", "lambda functions are not allowed in assertions"),
         ("(y := 1)", "assignments (:=) are not allowed in assertions"),
         ("x = 1", "assignments are not allowed: an assertion is one expression"),
@@ -520,13 +522,14 @@ def test_overlong_and_deeply_nested_expressions_are_refused() -> None:
     ("source", "col"),
     [
         ("rr.ok", 9),
-        ("r.ok and zz", 9 + 9),
+        ("r.ok and zz", 9),  # unknown names: at the assertion
+        ("r.ok and r.dta", 9 + 11),
         ("r.dat", 9 + 2),  # at the attribute name
         ("assert_eq(r.data.valu, 1)", 9 + 17),
         ("cache.main.gett('k')", 9 + 11),
         ("x ==", 9 + 4),  # unexpected end of text
         ("x == == 2", 9 + 5),
-        ("'é' + zz", 9 + 6),  # characters, not UTF-8 bytes
+        ("'é' + r.dat", 9 + 8),  # characters, not UTF-8 bytes
     ],
 )
 def test_errors_point_at_the_construct(source: str, col: int) -> None:
@@ -534,9 +537,23 @@ def test_errors_point_at_the_construct(source: str, col: int) -> None:
     assert error.location == Location("suite.yaml", 12, col)
 
 
+def test_forbidden_before_inner_before_unknown() -> None:
+    error = refused('__import__("os").system("true")')
+    assert error.message == "names that begin with '_' are not allowed: __import__"
+    assert error.location == LOC
+    error = refused("r.__class__.__bases__")
+    assert error.message == "attributes that begin with '_' are not allowed: .__bases__"
+    assert error.location == Location("suite.yaml", 12, 9 + 12)
+    assert refused("().__class__.__bases__[0].__subclasses__()").message.endswith(".__subclasses__")
+    assert refused("r.dta.lower()").message.startswith("unknown attribute .dta")
+    assert refused("cache.main._conn").message.endswith(": ._conn")
+    assert refused("cache._x").message.endswith(": ._x")
+    assert refused("cache.main._call()").message.endswith(": ._call")
+
+
 def test_multi_line_sources_map_to_later_lines() -> None:
-    error = refused("r.ok and\n  zz")
-    assert error.location == Location("suite.yaml", 13, 3)
+    error = refused("r.ok and\n  r.dta")
+    assert error.location == Location("suite.yaml", 13, 5)
     # newlines inside a YAML block scalar are fine otherwise
     assert run("r.ok and\n  x == 3").passed
     assert run("  x == 3").passed  # leading spaces too
