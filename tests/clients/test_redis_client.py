@@ -200,11 +200,22 @@ def test_error_prefixes_are_kept(fake_server) -> None:  # type: ignore[no-untype
 
 
 def test_injected_values(fake_server) -> None:  # type: ignore[no-untyped-def]
-    replies = {b"GET": b"$-1\r\n", b"SET": b"+OK\r\n", b"INCR": b":41\r\n"}
+    # what a fault's `response` rule sends, whatever the command
+    replies = {
+        b"GET": b"$-1\r\n",
+        b"SET": b"+OK\r\n",
+        b"INCR": b":41\r\n",
+        b"KEYS": b"$-1\r\n",
+        b"LRANGE": b":7\r\n",
+        b"HGETALL": b"$5\r\nhello\r\n",
+    }
     server = fake_server(reply=lambda cmd: replies[cmd[0]])
     with RedisInterface("127.0.0.1", server.port, timeout=2) as iface:
         assert iface.get("k").data == {"value": None}
         assert iface.incr("k").data == {"value": 41}
+        assert iface.keys().data is None
+        assert iface.lrange("l").data == 7
+        assert iface.command("HGETALL", ["h"]).data == "hello"
 
 
 @pytest.mark.parametrize(
@@ -262,7 +273,9 @@ def test_timeout_on_a_server_that_never_answers(fake_server) -> None:  # type: i
         response = iface.get("k")
         elapsed = time.monotonic() - started
     assert not response.ok
-    assert response.error == f"Timeout waiting for a reply from 127.0.0.1:{server.port} (after 0.3 s)"
+    assert (
+        response.error == f"Timeout waiting for a reply from 127.0.0.1:{server.port} (after 0.3 s)"
+    )
     assert 0.3 <= elapsed < 1.5
     assert response.duration_ms >= 300
     assert server.commands == [[b"GET", b"k"]]  # sent once, never again
