@@ -269,3 +269,30 @@ def test_on_hit_callback(redis_server: tuple[str, int], direct: redis.Redis) -> 
         with pytest.raises(redis.ResponseError):
             client(p).get("k")
     assert seen == [(0, "delay"), (1, "error")]
+
+
+def test_standalone_serve_prints_address_and_hits(redis_server: tuple[str, int]) -> None:
+    import socket as _socket
+
+    from redtest.proxy.standalone import serve
+
+    with _socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lines: list[str] = []
+    rules = [rule(ErrorEffect("READONLY"), command="SET")]
+    t = threading.Thread(
+        target=serve,
+        args=(redis_server, ("127.0.0.1", port), rules),
+        kwargs={"quiet": False, "echo": lines.append},
+    )
+    t.daemon = True
+    t.start()
+    deadline = time.monotonic() + 5
+    while not any("listening" in x for x in lines) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    r = redis.Redis("127.0.0.1", port, retry=None)
+    with pytest.raises(redis.ReadOnlyError):
+        r.set("k", "v")
+    assert any(f"127.0.0.1:{port}" in x for x in lines)
+    assert any(x.startswith("hit rule 1: error(command=SET") for x in lines)
