@@ -49,6 +49,8 @@ class Environment:
     running: dict[str, Any] = field(default_factory=dict)  # service name -> RunningService
     infos: list[ServiceInfo] = field(default_factory=list)
     direct_clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    step_clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    armed: set[str] = field(default_factory=set)  # proxies whose rule set may be non-empty
 
     def proxies(self) -> dict[str, Any]:
         """`service.interface` -> FaultProxy."""
@@ -60,6 +62,18 @@ class Environment:
         if key not in self.direct_clients:
             self.direct_clients[key] = make_client(self.access[key], via_proxy=False)
         return self.direct_clients[key]
+
+    def step_client(self, service: str, interface: str) -> Any:
+        """A client for steps: through the proxy for Redis; kept while tests leave it clean."""
+        key = (service, interface)
+        if key not in self.step_clients:
+            self.step_clients[key] = make_client(self.access[key], via_proxy=True)
+        return self.step_clients[key]
+
+    def close_step_clients(self) -> None:
+        for client in self.step_clients.values():
+            client.close()
+        self.step_clients.clear()
 
     def facades(self) -> dict[str, ServiceFacade]:
         """The service names of expressions, bound to direct clients."""
@@ -81,6 +95,7 @@ class Environment:
         return "\n".join(parts) or None
 
     def close_clients(self) -> None:
+        self.close_step_clients()
         for client in self.direct_clients.values():
             client.close()
         self.direct_clients.clear()

@@ -18,7 +18,7 @@ from redtest.results import (
     StepResult,
     TestResult,
 )
-from redtest.runner.environment import Environment, make_client
+from redtest.runner.environment import Environment
 from redtest.spec import model
 
 StepCallback = Callable[[StepResult], None]
@@ -100,16 +100,21 @@ def _activate(env: Environment, test: PlannedTest, random_seed: int) -> list[tup
         for fault in faults:
             active.append((fault, proxy, len(rules)))
             rules.extend(fault.rules)
+        if not rules and target not in env.armed:
+            continue  # already off: skip the cross-thread round trip
         # A seed per test and target keeps probabilities repeatable with --random-seed.
         rng_seed = zlib.crc32(f"{random_seed}:{test.id}:{target}".encode())
         proxy.set_rules(rules, rng_seed=rng_seed)
+        env.armed.add(target)
     return active
 
 
 def _deactivate(env: Environment, active: list[tuple[model.Fault, Any, int]]) -> list[FaultActivation]:
     counts = {id(proxy): proxy.hit_counts() for _, proxy, _ in active}
-    for proxy in env.proxies().values():
-        proxy.set_rules([])
+    proxies = env.proxies()
+    for target in env.armed:
+        proxies[target].set_rules([])
+    env.armed.clear()
     out = []
     for fault, proxy, offset in active:
         hits = counts[id(proxy)]
@@ -128,10 +133,11 @@ def _run_steps(
     on_step: StepCallback,
 ) -> str | None:
     """Run steps through the proxy; returns why the test stopped early, or None."""
-    clients: dict[tuple[str, str], Any] = {}
+    clean = not result.test.faults
     try:
         for index, step in enumerate(steps):
-            response = _call(env, step, clients)
+            response = _call(env, step)
+            clean = clean and response.ok and not _changes_connection(step)
             record = StepResult(index, step.label, _args(step), response, step.loc, step.as_name)
             result.steps.append(record)
             if step.expect:
@@ -144,8 +150,9 @@ def _run_steps(
             if failed and not lenient:
                 return _summary(failed[0])
     finally:
-        for client in clients.values():
-            client.close()
+        if not clean:
+            # Faults, errors or connection-state commands: the next test starts afresh.
+            env.close_step_clients()
     if lenient:
         failed_step_asserts = [a for s in result.steps for a in s.assertions if not a.passed]
         if failed_step_asserts:
@@ -153,16 +160,26 @@ def _run_steps(
     return None
 
 
-def _call(env: Environment, step: model.Step, clients: dict[tuple[str, str], Any]) -> Response:
+# Commands that leave state on a connection which the next test must not inherit.
+_CONNECTION_STATE = frozenset({
+    "AUTH", "CLIENT", "HELLO", "MONITOR", "MULTI", "PSUBSCRIBE", "QUIT", "READONLY",
+    "READWRITE", "RESET", "SELECT", "SSUBSCRIBE", "SUBSCRIBE", "WATCH",
+})
+
+
+def _changes_connection(step: model.Step) -> bool:
+    if not isinstance(step, model.Call) or step.method != "command":
+        return False
+    words = str(step.args.get("cmd", "")).split()
+    return bool(words) and words[0].upper() in _CONNECTION_STATE
+
+
+def _call(env: Environment, step: model.Step) -> Response:
     if isinstance(step, model.Sleep):
         started = time.monotonic()
         time.sleep(step.seconds)
         return Response(data=None, duration_ms=int((time.monotonic() - started) * 1000))
-    key = (step.service, step.interface)
-    client = clients.get(key)
-    if client is None:
-        client = clients[key] = make_client(env.access[key], via_proxy=True)
-    return client.call(step.method, step.args, timeout=step.timeout)
+    return env.step_client(step.service, step.interface).call(step.method, step.args, timeout=step.timeout)
 
 
 def _args(step: model.Step) -> dict[str, Any]:
