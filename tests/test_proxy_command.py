@@ -1,0 +1,98 @@
+"""`redtest proxy` in front of a real redis-server: faults from a file, a line per
+hit, clean exit on Ctrl-C; usage errors are one paragraph with exit status 2."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FAULTS = """\
+version: 1
+services:
+  cache:
+    interfaces: {main: {protocol: redis}}
+faults:
+  set_fails:
+    target: cache.main
+    rules:
+      - error: {command: SET, message: READONLY}
+  slow:
+    target: cache.main
+    rules:
+      - delay: {command: GET, delay: 10ms}
+"""
+
+
+@pytest.fixture
+def server(tmp_path):
+    from redtest.services.embedded import embedded_binary
+    from redtest.services.runtime import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [embedded_binary(), "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_proxy_applies_faults_from_a_file(server, tmp_path) -> None:
+    faults = tmp_path / "faults.yaml"
+    faults.write_text(FAULTS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redtest", "proxy", "--upstream", f"127.0.0.1:{server}",
+         "--faults", str(faults), "--fault", "set_fails"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        first = proc.stdout.readline()
+        assert "listening on" in first, first + proc.stderr.read()
+        address = first.split("listening on ")[1].split(" ->")[0]
+        host, port = address.rsplit(":", 1)
+        client = redis.Redis(host=host, port=int(port), decode_responses=True)
+        with pytest.raises(redis.ReadOnlyError):
+            client.set("k", "v")
+        assert client.get("k") is None
+        assert redis.Redis(port=server).get("k") is None  # nothing reached the server
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "hit rule 1: error(command=SET, message=READONLY)" in out
+    assert "Traceback" not in err
+
+
+def test_unknown_fault_is_a_usage_error(server, tmp_path, cli) -> None:
+    faults = tmp_path / "faults.yaml"
+    faults.write_text(FAULTS)
+    result = cli(["proxy", "--upstream", f"127.0.0.1:{server}", "--faults", str(faults), "--fault", "sloow"])
+    assert result.returncode == 2
+    assert "no fault 'sloow'" in result.stderr and "did you mean 'slow'" in result.stderr
+
+
+def test_bad_address_is_a_usage_error(cli) -> None:
+    result = cli(["proxy", "--upstream", "localhost"])
+    assert result.returncode == 2
+    assert "--upstream takes HOST:PORT" in result.stderr
