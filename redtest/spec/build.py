@@ -486,7 +486,7 @@ class _Builder:
         out = []
         scope = self._scope(names)
         for i, source in enumerate(items):
-            loc = doc.positions.of((*path, i))
+            loc = doc.positions.text_start((*path, i))
             try:
                 compiled = expr.compile_expression(source, loc, scope)
             except SpecError as exc:

@@ -38,6 +38,14 @@ class Positions:
     file: str
     values: dict[PathKey, Location] = field(default_factory=dict)
     keys: dict[PathKey, Location] = field(default_factory=dict)
+    quoted: set[PathKey] = field(default_factory=set)  # scalars written in quotes
+
+    def text_start(self, path: PathKey) -> Location:
+        """Where a scalar's text begins: one past its opening quote, if it has one."""
+        loc = self.of(path)
+        if tuple(path) in self.quoted:
+            return Location(loc.file, loc.line, loc.col + 1)
+        return loc
 
     def of(self, path: PathKey) -> Location:
         """The location of the value at `path`, or of its nearest ancestor."""
@@ -97,6 +105,8 @@ class _Builder:
             )
         self.positions.values[path] = self.loc(node)
         if isinstance(node, ScalarNode):
+            if node.style in ("'", '"'):
+                self.positions.quoted.add(path)
             return self._scalar(node)
         if isinstance(node, SequenceNode):
             self._check_tag(node, "tag:yaml.org,2002:seq")
