@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import sys
 import threading
@@ -349,7 +350,18 @@ def init_db(db_path: str) -> None:
         conn.close()
 
 
+class _PlainText(logging.Filter):
+    """Werkzeug colours its request log even into a file; redtest shows this log in reports."""
+
+    _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self._ANSI.sub("", record.getMessage()), None
+        return True
+
+
 def main() -> None:
+    logging.getLogger("werkzeug").addFilter(_PlainText())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     port = int(os.environ.get("PORT", "8080"))
     db_path = os.environ.get("DB_PATH", "orders.db")
