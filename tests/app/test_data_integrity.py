@@ -1,9 +1,5 @@
-"""The draft data-integrity suite end to end through the CLI: it passes against the
-example app and fails, naming the right tests, against each deliberate bug.
-
-(The lead's scenarios/data_integrity.yaml takes over from this draft; this test
-keeps the draft honest until then.)
-"""
+"""scenarios/data_integrity.yaml end to end through the CLI: it passes against the
+example app and fails, naming the right tests, against each deliberate bug."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ from pathlib import Path
 import pytest
 from app_support import EXAMPLE_APP, redis_binary
 
-DRAFT = EXAMPLE_APP / "data_integrity.draft.yaml"
+SUITE = EXAMPLE_APP.parents[1] / "scenarios" / "data_integrity.yaml"
 PLAIN = {"create_order", "update_user", "browse"}
 FAULTED = {"no_stale_cache", "cache_consistent", "readonly_set", "lose_reply_set", "flaky_get"}
 
@@ -24,7 +20,7 @@ def _run(cli, tmp_path: Path, bug: str) -> tuple[int, dict[str, str], str]:
         pytest.skip("no redis-server binary")
     report = tmp_path / f"report-{bug or 'none'}.json"
     result = cli(
-        ["run", "--runtime", "local", "--random-seed", "7", "--json", str(report), str(DRAFT)],
+        ["run", "--runtime", "local", "--random-seed", "7", "--json", str(report), str(SUITE)],
         env={"REDTEST_REDIS_SERVER": binary, "ORDERS_APP_BUG": bug},
         timeout=240,
     )
@@ -33,7 +29,7 @@ def _run(cli, tmp_path: Path, bug: str) -> tuple[int, dict[str, str], str]:
     return result.returncode, statuses, result.stdout + result.stderr
 
 
-def test_the_draft_suite_passes_against_the_example_app(cli, tmp_path: Path) -> None:
+def test_the_suite_passes_against_the_example_app(cli, tmp_path: Path) -> None:
     code, statuses, output = _run(cli, tmp_path, "")
     assert code == 0, output
     assert statuses == {name: "passed" for name in PLAIN | FAULTED}
@@ -49,7 +45,7 @@ def test_the_draft_suite_passes_against_the_example_app(cli, tmp_path: Path) -> 
         ("no_read_fallback", {"flaky_get"}),
     ],
 )
-def test_the_draft_suite_catches_each_bug(cli, tmp_path: Path, bug: str, caught_by: set[str]) -> None:
+def test_the_suite_catches_each_bug(cli, tmp_path: Path, bug: str, caught_by: set[str]) -> None:
     code, statuses, output = _run(cli, tmp_path, bug)
     assert code == 1, output
     failed = {name for name, status in statuses.items() if status == "failed"}
