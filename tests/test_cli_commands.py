@@ -77,6 +77,8 @@ def test_the_example_scenarios_pass(cli, tmp_path) -> None:
     names = {t["name"] for t in data["tests"]}
     # every fault of the protocol reference ran against a scenario
     assert {"write_when_readonly", "order_keys_fail", "reads_are_slow", "writes_dropped", "redis_is_down"} <= names
+    # and both data-integrity patterns ran against the example application
+    assert {"no_stale_cache", "cache_consistent"} <= names
     assert data["counts"]["failed"] == 0 and data["counts"]["error"] == 0
 
 
