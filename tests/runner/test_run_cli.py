@@ -142,7 +142,11 @@ def test_matrix_runs_every_scenario_under_every_fault(cli, tmp_path) -> None:
     assert names == ["a_passes", "a_passes[readonly]"]
     cell = _by_name(report)["a_passes[readonly]"]
     assert cell["kind"] == "matrix" and cell["status"] == "failed"  # the SET step fails under READONLY
-    assert "readonly" in result.stdout and "a_passes" in result.stdout
+    table = result.stdout.split("matrix: scenario × fault", 1)[1]
+    header = next(line for line in table.splitlines() if "no fault" in line)
+    assert "readonly" in header
+    row = next(line for line in table.splitlines() if "a_passes" in line)
+    assert row.index("PASS") < row.index("FAIL")  # passes without the fault, fails with it
     assert report["matrix"] is True
 
 
