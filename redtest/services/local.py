@@ -59,11 +59,11 @@ def find_binary(*, strict: bool = True, location: Location | None = None) -> str
     return found
 
 
-def start_local_redis(service: Service, *, suite_id: str) -> RunningService:
+def start_local_redis(service: Service, *, suite_id: str, keep: bool = False) -> RunningService:
     """Start redis-server from PATH / REDTEST_REDIS_SERVER for `service`."""
     binary = find_binary(strict=True, location=service.loc)
     assert binary is not None
-    return start_binary_redis(service, binary, runtime="local", suite_id=suite_id)
+    return start_binary_redis(service, binary, runtime="local", suite_id=suite_id, keep=keep)
 
 
 class ProcessRedis(RunningService):
@@ -116,11 +116,11 @@ class ProcessRedis(RunningService):
 
 
 def start_binary_redis(
-    service: Service, binary: str, *, runtime: str, suite_id: str
+    service: Service, binary: str, *, runtime: str, suite_id: str, keep: bool = False
 ) -> RunningService:
     """Start `binary` as a Redis server for `service` (or reuse the one an earlier run kept)."""
     if not service.reuse:
-        return _start_new(service, binary, runtime, keep=False)
+        return _start_new(service, binary, runtime, keep=keep)
     key = reuse_state.key(runtime, suite_id, service.name)
     with reuse_state.locked(key):
         found = _pick_up(service, binary, runtime, key)

@@ -113,22 +113,27 @@ def resolve_runtime(service: Service, runtime: str | None) -> str:
     return "embedded"
 
 
-def start_redis(service: Service, runtime: str | None, *, suite_id: str) -> RunningService:
-    """Start (or, with reuse, pick up) a Redis server; returns once PING answers PONG."""
+def start_redis(
+    service: Service, runtime: str | None, *, suite_id: str, keep: bool = False
+) -> RunningService:
+    """Start (or, with reuse, pick up) a Redis server; returns once PING answers PONG.
+
+    `keep` (--keep-services): the server must outlive redtest, so it is not tied to our life.
+    """
     if service.kind != "redis":
         raise ValueError(f"start_redis called for a {service.kind} service ({service.name})")
     chosen = resolve_runtime(service, runtime)
     if chosen == "docker":
         from redtest.services.docker import start_docker_redis
 
-        return start_docker_redis(service, suite_id=suite_id)
+        return start_docker_redis(service, suite_id=suite_id, keep=keep)
     if chosen == "local":
         from redtest.services.local import start_local_redis
 
-        return start_local_redis(service, suite_id=suite_id)
+        return start_local_redis(service, suite_id=suite_id, keep=keep)
     from redtest.services.embedded import start_embedded_redis
 
-    return start_embedded_redis(service, suite_id=suite_id)
+    return start_embedded_redis(service, suite_id=suite_id, keep=keep)
 
 
 def stop_all_reusable(suite_id: str | None = None) -> int:
