@@ -103,3 +103,23 @@ def test_nothing_left_after_an_interrupt(recorded, sig: signal.Signals, code: in
     assert proc.returncode == code, out + err
     assert "Traceback" not in err
     _assert_all_stopped(started())
+
+
+@pytest.mark.parametrize("runtime", ["local", "embedded"])
+def test_keep_services_leaves_the_server_running(runtime: str, cli) -> None:
+    import re
+
+    import redis
+
+    result = cli(["run", str(SUITE.parent / "failing.yaml"), "-k", "a_passes", "--runtime", runtime,
+                  "--keep-services"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    match = re.search(r"kept cache \((\w+)\): main 127\.0\.0\.1:(\d+)", result.stderr)
+    assert match, result.stderr
+    assert match.group(1) == runtime
+    client = redis.Redis(port=int(match.group(2)))
+    try:
+        assert client.ping() is True  # still there after redtest exited
+        assert client.get("seeded") == b"yes"
+    finally:
+        client.shutdown(nosave=True)
