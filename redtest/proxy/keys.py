@@ -186,6 +186,16 @@ class KeyTable:
     def __len__(self) -> int:
         return len(self._commands)
 
+    def fixed_slice(self, name: bytes) -> slice | None:
+        """The slice of argv holding the keys of `name`, when they sit at fixed positions."""
+        try:
+            return self._slices[name]
+        except KeyError:
+            sl = self._slice_for(name)
+            if len(self._slices) < 4096:
+                self._slices[name] = sl
+            return sl
+
     def keys(self, argv: list[bytes]) -> list[bytes] | Any:
         """The key arguments of `argv`, or NEED_GETKEYS when only the server can tell."""
         name = argv[0]

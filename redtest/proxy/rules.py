@@ -82,6 +82,7 @@ class RuleSet:
         self.needs_keys = any(r.key_re is not None for r in self.rules)
         self.down_rules = [r for r in self.rules if r.connection_level]
         self._candidates: dict[bytes, tuple[CompiledRule, ...]] = {}
+        self._plans: dict[tuple[bytes, bytes], Any] = {}
 
     def restart_clock(self) -> None:
         """Start the `for` windows now (called when the loop switches the set on)."""
@@ -101,6 +102,36 @@ class RuleSet:
             if len(self._candidates) < 4096:  # bound the cache against random names
                 self._candidates[name] = found
         return found
+
+    def plan(self, name: bytes, client: bytes, table: Any) -> Any:
+        """What a command called `name` from client `client` needs before it can be forwarded.
+
+        True: no rule can match it. (slice, match): only key rules can, and the keys sit
+        at fixed positions; a command none of whose keys `match` needs no decision (the
+        rules' modifiers only count commands whose filters matched). None: decide fully.
+        `table` is the proxy's KeyTable (None when no rule has a key glob).
+        """
+        cache_key = (name, client)
+        plan = self._plans.get(cache_key, False)
+        if plan is not False:
+            return plan
+        cands = [
+            r for r in self.candidates(name) if r.client_re is None or r.client_re.match(client)
+        ]
+        if not cands:
+            plan = True
+        elif table is None or any(r.key_re is None for r in cands):
+            plan = None
+        else:
+            sl = table.fixed_slice(name)
+            if sl is None:
+                plan = None
+            else:
+                union = b"|".join(b"(?:%s)" % r.key_re.pattern for r in cands)  # type: ignore[union-attr]
+                plan = (sl, re.compile(union, re.S).match)
+        if len(self._plans) < 4096:
+            self._plans[cache_key] = plan
+        return plan
 
     def _fires(self, r: CompiledRule) -> bool:
         """Apply the modifiers of a rule whose filters matched; count a hit when it fires."""

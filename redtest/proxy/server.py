@@ -54,7 +54,7 @@ class FaultProxy:
         self.address: tuple[str, int] = ("", 0)
         self.rules = RuleSet([])  # read by connections on the loop thread
         self.conns: set[ClientConnection] = set()
-        self._key_table: KeyTable | None = None
+        self.key_table: KeyTable | None = None  # fetched on the first key rule
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -129,8 +129,8 @@ class FaultProxy:
     def set_rules(self, rules: Sequence[Rule], *, rng_seed: int | None = None) -> None:
         """Swap the rule set atomically; returns once the loop has applied it. `[]` switches faults off."""
         ruleset = RuleSet(rules, rng_seed=rng_seed, on_hit=self.on_hit)
-        if ruleset.needs_keys and self._key_table is None:
-            self._key_table = fetch_key_table(*self.upstream)  # once per proxy
+        if ruleset.needs_keys and self.key_table is None:
+            self.key_table = fetch_key_table(*self.upstream)  # once per proxy
         loop = self._loop
         if loop is None:
             raise ProxyError(f"proxy for {self.name} is not running")
@@ -165,7 +165,7 @@ class FaultProxy:
 
     def keys_of(self, argv: list[bytes]) -> Any:
         """Key arguments of a command, or NEED_GETKEYS when the server must be asked."""
-        table = self._key_table
+        table = self.key_table
         if table is None:
             return NEED_GETKEYS
         return table.keys(argv)
