@@ -177,10 +177,12 @@ def run(
     no_color: bool,
 ) -> None:
     """Validate, start services, run every scenario with and without its faults, report."""
-    from redtest.runner import RunOptions, Selection
+    from redtest.runner import RunOptions, Selection, plan
     from redtest.runner import run as run_suites
 
     suites = _load(paths)
+    if not plan(suites, Selection(keyword, tags, matrix)):
+        _fail("no tests selected: check the paths, -k and --tag", 2)
     options = RunOptions(
         selection=Selection(keyword, tags, matrix),
         fail_fast=fail_fast,
@@ -191,8 +193,6 @@ def run(
     listeners = _reporters(verbose=-1 if quiet else verbose, no_color=no_color, matrix=matrix)
     result, start_failed = run_suites(suites, options, listeners)
     _write_reports(result, junit_xml, json_path, html)
-    if not result.tests:
-        _fail("no tests selected: check the paths, -k and --tag", 2)
     if start_failed:
         sys.exit(3)
     sys.exit(0 if result.passed else 1)

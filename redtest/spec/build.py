@@ -15,7 +15,7 @@ from typing import Any
 
 from redtest import expr
 from redtest.durations import parse_duration
-from redtest.errors import Location, SpecError, SpecErrors
+from redtest.errors import Location, SpecError, SpecErrors, UsageError
 from redtest.spec import model, templates
 from redtest.spec.load import Document, PathKey, load_document
 from redtest.spec.methods import METHODS
@@ -130,8 +130,7 @@ def load_suites(paths: Iterable[Path]) -> list[model.Suite]:
     errors: list[SpecError] = []
     for file in files:
         if not file.exists():
-            errors.append(SpecError(f"no such file or folder: {file}", Location(str(file), 1, 1)))
-            continue
+            raise UsageError(f"no such file or folder: {file}")
         try:
             suites.append(load_suite(file))
         except SpecErrors as many:

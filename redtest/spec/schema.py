@@ -100,6 +100,13 @@ def _to_spec_error(doc: Document, error: Any) -> SpecError:
             loc,
         )
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if validator == "type":
+        expected = error.validator_value
+        wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected]))
+        text = f"{where} must be {wanted}, not {_describe_value(error.instance)}"
+        if description:
+            text += f" ({description.rstrip('.')})"
+        return SpecError(text, pos.of(path))
     if validator in ("minProperties", "maxProperties") and isinstance(error.instance, dict):
         return SpecError(_one_key_message(path, where, error.instance), pos.of(path))
     text = f"{where}: {error.message}"
@@ -109,6 +116,21 @@ def _to_spec_error(doc: Document, error: Any) -> SpecError:
         text += f" ({description.rstrip('.')})"
     location = pos.key_of(path) if validator in ("minProperties", "maxProperties") else pos.of(path)
     return SpecError(text, location)
+
+
+_TYPE_NAMES = {
+    "object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+    "number": "a number", "boolean": "true or false", "null": "null",
+}
+
+
+def _describe_value(value: Any) -> str:
+    """A short description of a wrong value: its kind, and the value when it is short."""
+    kinds = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+             float: "a number", type(None): "null"}
+    kind = kinds.get(type(value), type(value).__name__)
+    text = repr(value)
+    return f"{kind} {text}" if len(text) <= 40 and not isinstance(value, (dict, list)) else kind
 
 
 def _one_key_message(path: tuple[str | int, ...], where: str, instance: dict[str, Any]) -> str:
