@@ -30,6 +30,7 @@ class InterfaceAccess:
     port: int | None = None  # the real server (or the app's listening port)
     proxy: Any = None  # FaultProxy for redis interfaces
     path: Path | None = None  # sqlite file
+    base_path: str = ""  # http: the interface's `path`, prefixed to every request path
     timeout: float = model.DEFAULT_STEP_TIMEOUT
 
     @property
@@ -111,7 +112,7 @@ def make_client(access: InterfaceAccess, *, via_proxy: bool, client_name: str | 
     if access.protocol == "http":
         from redtest.clients.http import HttpInterface
 
-        return HttpInterface(f"http://{access.host}:{access.port}", timeout=access.timeout)
+        return HttpInterface(f"http://{access.host}:{access.port}{access.base_path}", timeout=access.timeout)
     from redtest.clients.sqlite import SqliteInterface
 
     assert access.path is not None
@@ -218,7 +219,8 @@ def _start_process(env: Environment, svc: model.Service, stack: ExitStack, *, ke
     for iname, port in own.items():
         iface = svc.interfaces[iname]
         env.access[(svc.name, iname)] = InterfaceAccess(
-            svc.name, iname, iface.protocol, "127.0.0.1", port, timeout=svc.step_timeout
+            svc.name, iname, iface.protocol, "127.0.0.1", port, timeout=svc.step_timeout,
+            base_path=_base_path(iface, env, svc, own),
         )
     if svc.healthcheck is not None:
         # The healthcheck target may hold templates too (`tcp: "localhost:${self.api.port}"`).
@@ -250,12 +252,21 @@ def _start_container(
     for iname, endpoint in rs.endpoints.items():
         iface = svc.interfaces[iname]
         env.access[(svc.name, iname)] = InterfaceAccess(
-            svc.name, iname, iface.protocol, endpoint.host, endpoint.port, timeout=svc.step_timeout
+            svc.name, iname, iface.protocol, endpoint.host, endpoint.port, timeout=svc.step_timeout,
+            base_path=_base_path(iface, env, svc, {}),
         )
     env.infos.append(
         ServiceInfo(svc.name, "container", rs.runtime,
                     {k: f"{e.host}:{e.port}" for k, e in rs.endpoints.items()}, {}, rs.detail)
     )
+
+
+def _base_path(iface: model.Interface, env: Environment, svc: model.Service, own: dict[str, int]) -> str:
+    """An http interface's `path` (e.g. `/api/v1`), expanded, without a trailing slash."""
+    if iface.protocol != "http" or not iface.path:
+        return ""
+    path = expand(iface.path, env, svc, own).rstrip("/")
+    return path if path.startswith("/") else f"/{path}"
 
 
 def expand(text: str, env: Environment, svc: model.Service, own_ports: dict[str, int]) -> str:

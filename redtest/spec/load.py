@@ -129,6 +129,9 @@ class _Builder:
             self._check_tag(node, _STR)
         if node.tag in (_STR, "tag:yaml.org,2002:timestamp"):
             return node.value
+        if node.tag == "tag:yaml.org,2002:bool" and node.value.lower() not in ("true", "false"):
+            # YAML 1.2 booleans only: `yes`, `no`, `on`, `off` stay text (`country: no`).
+            return node.value
         return self._constructor.construct_object(node, deep=True)
 
     def _mapping(self, node: MappingNode, path: PathKey) -> dict[str, Any]:

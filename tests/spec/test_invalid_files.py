@@ -35,3 +35,10 @@ def test_invalid_file_is_reported_at_its_position(path: Path, cli) -> None:
     assert f"{relative}:{position}" in result.stderr, result.stderr
     for word in words:
         assert word in result.stderr, f"{word!r} not in: {result.stderr}"
+
+
+def test_only_true_and_false_are_booleans(tmp_path) -> None:
+    from redtest.spec.load import parse_document
+
+    doc = parse_document("a: yes\nb: no\nc: on\nd: true\ne: False\n", tmp_path / "x.yaml")
+    assert doc.data == {"a": "yes", "b": "no", "c": "on", "d": True, "e": False}
