@@ -416,8 +416,10 @@ class ClientConnection(asyncio.Protocol):
                 self.pause_client(2)
             return
         self._handle(data)
-        self._flush_up()
-        self._flush_client()
+        if self.uout:
+            self._flush_up()
+        if self.cout:
+            self._flush_client()
 
     def _handle(self, data: bytes) -> None:
         if self.raw_mode:
@@ -514,8 +516,13 @@ class ClientConnection(asyncio.Protocol):
                 return
         self._expect(owed)
         if stop == n and not partial:
-            self._up(bytes(pending) if pending is self.buf else pending)
-            self.buf.clear()
+            if pending is self.buf:
+                self._up(bytes(pending))
+                self.buf.clear()
+            elif self.uout or self.up is None:
+                self._up(pending)
+            else:
+                self.up.write(pending)  # the usual case: the chunk as received, at once
             self.streamed = 0
             return
         if stop == n and not bad and not rules and not self.poisoned:

@@ -99,3 +99,55 @@ def test_scanner_skips_large_payload_without_buffering() -> None:
     assert scanner.scan(b"$%d\r\n" % size + b"x" * 100) == []
     assert scanner.scan(b"x" * (size - 100)) == []
     assert scanner.scan(b"\r\n+OK\r\n") == [2, 7]
+
+
+FLAT = [
+    b"+OK\r\n",
+    b"-ERR no\r\n",
+    b":42\r\n",
+    b"$-1\r\n",
+    b"$0\r\n\r\n",
+    b"$3\r\nxxx\r\n",
+    b"$4\r\n\r\n\r\n\r\n",  # a payload made of CRLFs is counted, not read
+    b"$5\r\n$1\r\na\r\n",  # a payload that looks like a reply
+    b"$999\r\n" + b"y" * 999 + b"\r\n",
+    b"_\r\n",
+    b",1.5\r\n",
+    b"#t\r\n",
+    b"(12\r\n",
+]
+
+
+def test_count_flat_agrees_with_scan() -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(300):
+        chunk = b"".join(rng.choice(FLAT) for _ in range(rng.randint(1, 20)))
+        assert ReplyScanner().count_flat(chunk) == len(ReplyScanner().scan(chunk))
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        b"+OK\r\n+O",  # an incomplete reply at the end
+        b"$3\r\nxx",
+        b"$3\r\nxxxx\r\n",  # payload longer than announced
+        b"$1000\r\n" + b"z" * 1000 + b"\r\n",  # beyond the regex's lengths: the scanner's job
+        b"*1\r\n$1\r\na\r\n",  # aggregates
+        PUSH,
+        b"+OK\r\n" + PUSH,
+        b"=7\r\ntxt:abc\r\n",
+        b"$01\r\na\r\n",  # non-canonical length
+    ],
+)
+def test_count_flat_declines_what_it_cannot_count(chunk: bytes) -> None:
+    assert ReplyScanner().count_flat(chunk) is None
+
+
+def test_count_flat_only_between_replies() -> None:
+    scanner = ReplyScanner()
+    assert scanner.scan(b"$6\r\nabc") == []  # inside a bulk: a flat-looking chunk is payload
+    assert scanner.count_flat(b"+OK\r\n") is None
+    assert scanner.scan(b"def\r\n+OK\r\n") == [5, 10]
+    assert scanner.count_flat(b"+OK\r\n+OK\r\n") == 2
