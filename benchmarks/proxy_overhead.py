@@ -28,8 +28,6 @@ from pathlib import Path
 # Measure the redtest of this tree, whatever an installed copy points to.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-TARGETS = ("direct", "no rules", "10 rules")
-
 
 def ten_rules() -> list:  # type: ignore[type-arg]
     """Ten rules that never fire for redis-benchmark's SET/GET (key rules still inspect keys)."""
@@ -51,8 +49,65 @@ def ten_rules() -> list:  # type: ignore[type-arg]
     ]
 
 
+def serve_relay(upstream_port: int) -> None:
+    """Child process: a bare uvloop byte relay (no framing, no rules) and print its port.
+
+    Not part of redtest: the ceiling any asyncio-Protocol proxy can reach on this machine,
+    to tell the proxy's own cost from the cost of a second hop through the kernel.
+    """
+    import asyncio
+
+    import uvloop
+
+    class Up(asyncio.Protocol):
+        def __init__(self, down: asyncio.Transport) -> None:
+            self.down = down
+
+        def data_received(self, data: bytes) -> None:
+            self.down.write(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.down.close()
+
+    class Down(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+            self.up: asyncio.Transport | None = None
+            self.pending: list[bytes] = []
+            asyncio.get_running_loop().create_task(self.connect())
+
+        async def connect(self) -> None:
+            loop = asyncio.get_running_loop()
+            up, _ = await loop.create_connection(
+                lambda: Up(self.transport), "127.0.0.1", upstream_port
+            )
+            self.up = up  # type: ignore[assignment]
+            up.write(b"".join(self.pending))
+
+        def data_received(self, data: bytes) -> None:
+            if self.up is None:
+                self.pending.append(data)
+            else:
+                self.up.write(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.up is not None:
+                self.up.close()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Down, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await loop.run_in_executor(None, sys.stdin.read)
+
+    uvloop.run(main())
+
+
 def serve_proxy(upstream_port: int, mode: str) -> None:
     """Child process: run a proxy and print its port."""
+    if mode == "relay":
+        serve_relay(upstream_port)
+        return
     from redtest.proxy.server import FaultProxy
 
     proxy = FaultProxy("127.0.0.1", upstream_port)
@@ -206,6 +261,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer requests")
+    ap.add_argument(
+        "--relay",
+        action="store_true",
+        help="also measure a bare uvloop byte relay (the ceiling for an asyncio proxy)",
+    )
     ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -216,6 +276,9 @@ def main() -> None:
         server, port = start_redis(tmp)
         proxies = [start_proxy(port, "none"), start_proxy(port, "ten")]
         ports = {"direct": port, "no rules": proxies[0][1], "10 rules": proxies[1][1]}
+        if args.relay:
+            proxies.append(start_proxy(port, "relay"))
+            ports["relay"] = proxies[2][1]
         try:
             run(args.rounds, scale, ports, proxies[0][0].pid)
         finally:
@@ -228,6 +291,7 @@ def main() -> None:
 
 
 def run(rounds: int, scale: int, ports: dict[str, int], none_pid: int) -> None:
+    targets = tuple(ports)
     print(
         f"proxy overhead: redis-benchmark -c 50 (SET, GET), {rounds} rounds, ratios to direct (median)"
     )
@@ -235,30 +299,30 @@ def run(rounds: int, scale: int, ports: dict[str, int], none_pid: int) -> None:
         ratios: dict[tuple[str, str], list[float]] = {}
         rps: dict[tuple[str, str], list[float]] = {}
         for rnd in range(rounds):
-            order = list(TARGETS) if rnd % 2 == 0 else list(reversed(TARGETS))
+            order = list(targets) if rnd % 2 == 0 else list(reversed(targets))
             got = {t: redis_benchmark(ports[t], pipeline, requests) for t in order}
-            for t in TARGETS:
+            for t in targets:
                 for test in ("SET", "GET"):
                     rps.setdefault((t, test), []).append(got[t][test])
                     ratios.setdefault((t, test), []).append(got[t][test] / got["direct"][test])
         for test in ("SET", "GET"):
             cells = []
-            for t in TARGETS:
+            for t in targets:
                 med = statistics.median(rps[(t, test)])
                 r = statistics.median(ratios[(t, test)])
                 cells.append(f"{t} {med:>9,.0f}/s" + ("" if t == "direct" else f" ({r:.2f}x)"))
             print(f"  pipeline {pipeline:>2} {test}: " + " | ".join(cells))
     n = 4000 // scale
-    lat: dict[str, list[float]] = {t: [] for t in TARGETS}
+    lat: dict[str, list[float]] = {t: [] for t in targets}
     for _ in range(rounds):
-        for t in TARGETS:
+        for t in targets:
             lat[t] += round_trips(ports[t], n)
     d = lat["direct"]
     print(f"sequential redis-py round trips ({len(d)} per target, SET/GET alternating):")
     print(
         f"  direct: {statistics.mean(d) * 1e6:.0f} us/op, p50 {pct(d, 0.5) * 1e6:.0f} us, p99 {pct(d, 0.99) * 1e6:.0f} us"
     )
-    for t in TARGETS[1:]:
+    for t in targets[1:]:
         x = lat[t]
         print(
             f"  {t}: {statistics.mean(x) * 1e6:.0f} us/op ({statistics.mean(x) / statistics.mean(d):.2f}x direct), "

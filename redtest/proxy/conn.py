@@ -473,12 +473,13 @@ class ClientConnection(asyncio.Protocol):
         decision: Any = None
         if rules is not self.plans_rules:
             self._reset_plans()
-        if (
-            not forced
-            and not self.reply_off
-            and not self.skip_next
-            and self.fast.issuperset(map(_first, cmds))
-        ):
+        all_fast = not forced and not self.reply_off and not self.skip_next
+        if all_fast:
+            try:
+                all_fast = self.fast.issuperset(map(_first, cmds))
+            except TypeError:  # an unhashable "name" (nested array): the loop goes raw
+                all_fast = False
+        if all_fast:
             owed = n  # every name is known to need no decision: one reply each
         else:
             try:
@@ -527,7 +528,11 @@ class ClientConnection(asyncio.Protocol):
             return
         if stop == n and not bad and not rules and not self.poisoned:
             # No rules: the incomplete command is committed to "forward"; stream it on.
-            pos = sum(command_length(c) for c in cmds) - self.streamed if cmds else -self.streamed
+            try:
+                pos = sum(map(command_length, cmds)) - self.streamed
+            except TypeError:  # non-bulk array elements: Redis will reject them; relay raw
+                self._go_raw(pending)
+                return
             self._up(bytes(pending) if pending is self.buf else pending)
             self.buf.clear()
             self.streamed = len(pending) - pos

@@ -150,3 +150,22 @@ def test_client_reply_off_inside_a_fast_chunk(proxy: FaultProxy, direct: redis.R
     )
     assert raw.read(3) == [b"OK", b"2", b"fake"]
     raw.close()
+
+
+@pytest.mark.parametrize("rules_on", [False, True])
+@pytest.mark.parametrize(
+    "bad", [b"*1\r\n*1\r\n$4\r\nPING\r\n", b"*2\r\n$4\r\nECHO\r\n:1\r\n", b"*1\r\n:1\r\n"]
+)
+def test_non_bulk_array_elements_get_what_redis_says(
+    proxy: FaultProxy, redis_server: tuple[str, int], rules_on: bool, bad: bytes
+) -> None:
+    if rules_on:
+        proxy.set_rules([rule(ResponseEffect("fake"), command="GET", key="other")])
+    answers = []
+    for address in (redis_server, proxy.address):
+        raw = RawClient(address)
+        raw.send(encode_command(b"PING") + bad)
+        answers.append([str(x) for x in raw.read(2)])
+        assert raw.closed()
+        raw.close()
+    assert answers[0] == answers[1]
