@@ -12,6 +12,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The test folders are not packages: make tests/redis_support.py importable everywhere.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from redis_support import RedisServer, start_redis_server  # noqa: E402
+
 
 def run_cli(
     args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
@@ -33,3 +38,11 @@ def run_cli(
 def cli():
     return run_cli
 
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """One real redis-server for the whole session; tests that need it empty flush it."""
+    server: RedisServer = start_redis_server(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

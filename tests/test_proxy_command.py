@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,28 +32,9 @@ faults:
 
 
 @pytest.fixture
-def server(tmp_path):
-    from redtest.services.embedded import embedded_binary
-    from redtest.services.runtime import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [embedded_binary(), "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
+def server(redis_server) -> int:  # type: ignore[no-untyped-def]
+    redis_server.client().flushall()
+    return redis_server.port
 
 
 def test_proxy_applies_faults_from_a_file(server, tmp_path) -> None:

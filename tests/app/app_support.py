@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-import redis
+from redis_support import RedisServer, redis_binary, start_redis_server  # noqa: F401 (re-exported)
 
 from redtest.errors import Location
 from redtest.services.process import RunningProcess, start_process
@@ -20,49 +15,6 @@ from redtest.spec.model import Healthcheck, Interface, Service
 
 EXAMPLE_APP = Path(__file__).resolve().parents[2] / "examples" / "orders_app"
 LOC = Location("test.yaml", 1, 1)
-
-
-def redis_binary() -> str | None:
-    """Debian's redis-server first (a real server), then REDTEST_REDIS_SERVER, then PATH."""
-    for candidate in ("/usr/bin/redis-server", os.environ.get("REDTEST_REDIS_SERVER"), shutil.which("redis-server")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@dataclass
-class RedisServer:
-    host: str
-    port: int
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host=self.host, port=self.port, decode_responses=True)
-
-
-def start_redis_server(tmp: Path, *extra: str) -> RedisServer:
-    binary = redis_binary()
-    if binary is None:
-        pytest.skip("no redis-server binary")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp), *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if redis.Redis(port=port, socket_timeout=0.5).ping():
-                return RedisServer("127.0.0.1", port, proc)
-        except redis.RedisError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("redis-server did not start")
 
 
 def make_service(

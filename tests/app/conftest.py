@@ -16,14 +16,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from app_support import OrdersApp, RedisServer, start_orders_app, start_redis_server  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis_server(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.proc.terminate()
-    server.proc.wait(10)
-
-
 @pytest.fixture
 def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client = redis_server.client()

@@ -1,93 +1,18 @@
-"""Fixtures for client tests: a real redis-server, and bare socket servers that misbehave."""
+"""Fixtures for client tests: the session redis-server flushed, and bare socket servers that misbehave."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import hiredis
 import pytest
 
 
-def _redis_server_binary() -> str | None:
-    # Debian's binary first: a pyenv shim of the same name may point elsewhere.
-    for candidate in (os.environ.get("REDTEST_REDIS_SERVER"), "/usr/bin/redis-server"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class RedisServer:
-    host: str
-    port: int
-    process: subprocess.Popen[bytes]
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A throwaway redis-server on a free loopback port, persistence off."""
-    binary = _redis_server_binary()
-    if binary is None:
-        pytest.skip("redis-server not found")
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {port} did not start")
-            time.sleep(0.05)
-        yield RedisServer("127.0.0.1", port, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture
-def flushed(redis_server: RedisServer) -> RedisServer:
+def flushed(redis_server):  # type: ignore[no-untyped-def]
     """The session server, emptied before the test."""
     with socket.create_connection((redis_server.host, redis_server.port), timeout=2) as s:
         s.sendall(b"FLUSHALL\r\n")
