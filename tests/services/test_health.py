@@ -91,8 +91,10 @@ def test_accepting_then_closing_is_not_ready(fake_redis: int) -> None:
     # what docker-proxy does before Redis inside the container listens
     with pytest.raises(ServiceError) as err:
         wait_redis_ping("127.0.0.1", fake_redis, 0.6, service="cache", runtime="docker")
-    assert "connection closed without a reply" in str(err.value)
-    assert "'cache'" in str(err.value) and "runtime docker" in str(err.value)
+    # the close races the PING: the client sees either an orderly close or a reset
+    message = str(err.value)
+    assert "connection closed without a reply" in message or "reset by peer" in message
+    assert "'cache'" in message and "runtime docker" in message
 
 
 @pytest.mark.parametrize(
