@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from redtest.errors import Location, ServiceError
 from redtest.services.health import wait_redis_ping
-from redtest.services.runtime import Endpoint, RunningService, health_timeout, redis_interfaces
+from redtest.services.runtime import (
+    Endpoint,
+    RunningService,
+    health_timeout,
+    pid_alive,
+    redis_interfaces,
+)
 from redtest.spec.model import DEFAULT_REDIS_IMAGE, Service
 
 if TYPE_CHECKING:
@@ -352,19 +358,9 @@ def remove_orphans(client: DockerClient) -> None:
     for container in found:
         owner = (container.labels or {}).get("redtest.owner", "")
         owner_host, _, pid = owner.rpartition(":")
-        if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+        if owner_host == host and pid.isdigit() and not pid_alive(int(pid)):
             with contextlib.suppress(docker.errors.DockerException):
                 container.remove(force=True, v=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_reusable_containers(suite_id: str | None = None) -> int:

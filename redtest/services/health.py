@@ -69,6 +69,33 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
 
 
+def _wait(
+    probe: Callable[[float], str | None],
+    what: str,
+    timeout: float,
+    *,
+    service: str,
+    runtime: str,
+    location: Location | None,
+    alive: AliveCheck | None,
+    attempt_cap: float = 1.0,
+) -> None:
+    """Call `probe(attempt_timeout)` until it returns None (ready); it returns or raises
+    (OSError) what it saw otherwise. ServiceError at the deadline or when `alive` says dead."""
+    waiter = _Waiter(timeout, alive)
+    while True:
+        try:
+            seen = probe(max(0.05, min(attempt_cap, waiter.remaining())))
+            if seen is None:
+                return
+            waiter.last = seen
+        except OSError as exc:
+            waiter.last = _describe(exc)
+        dead = waiter.dead_reason()
+        if dead is not None or not waiter.pause():
+            raise _fail(service, runtime, what, timeout, waiter.last, location, dead)
+
+
 def wait_tcp(
     host: str,
     port: int,
@@ -80,19 +107,12 @@ def wait_tcp(
     alive: AliveCheck | None = None,
 ) -> None:
     """Return once a TCP connection to host:port succeeds; ServiceError at the deadline."""
-    waiter = _Waiter(timeout, alive)
-    what = f"no TCP connection to {host}:{port}"
-    while True:
-        try:
-            with socket.create_connection(
-                (host, port), timeout=max(0.05, min(1.0, waiter.remaining()))
-            ):
-                return
-        except OSError as exc:
-            waiter.last = _describe(exc)
-        dead = waiter.dead_reason()
-        if dead is not None or not waiter.pause():
-            raise _fail(service, runtime, what, timeout, waiter.last, location, dead)
+
+    def probe(attempt: float) -> None:
+        socket.create_connection((host, port), timeout=attempt).close()
+
+    _wait(probe, f"no TCP connection to {host}:{port}", timeout,
+          service=service, runtime=runtime, location=location, alive=alive)
 
 
 def ping_once(host: str, port: int, timeout: float) -> str:
@@ -127,19 +147,17 @@ def wait_redis_ping(
     alive: AliveCheck | None = None,
 ) -> None:
     """Return once PING at host:port answers PONG; ServiceError naming the last reply or error."""
-    waiter = _Waiter(timeout, alive)
-    what = f"PING at {host}:{port} was not answered with PONG"
-    while True:
-        try:
-            reply = ping_once(host, port, max(0.05, min(1.0, waiter.remaining())))
-            if reply == "+PONG":
-                return
-            waiter.last = f"reply {reply!r}"  # e.g. -LOADING while a dataset loads
-        except OSError as exc:
-            waiter.last = _describe(exc)
-        dead = waiter.dead_reason()
-        if dead is not None or not waiter.pause():
-            raise _fail(service, runtime, what, timeout, waiter.last, location, dead)
+
+    def probe(attempt: float) -> str | None:
+        reply = ping_once(host, port, attempt)
+        return None if reply == "+PONG" else f"reply {reply!r}"  # e.g. -LOADING while loading
+
+    _wait(probe, f"PING at {host}:{port} was not answered with PONG", timeout,
+          service=service, runtime=runtime, location=location, alive=alive)
+
+
+# Readiness is always a local address: never send it through HTTP_PROXY.
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def wait_http(
@@ -152,23 +170,16 @@ def wait_http(
     alive: AliveCheck | None = None,
 ) -> None:
     """Return once GET url answers with a status below 400; ServiceError at the deadline."""
-    waiter = _Waiter(timeout, alive)
-    what = f"GET {url} did not answer with a 2xx/3xx status"
-    while True:
+
+    def probe(attempt: float) -> str | None:
         try:
-            with urllib.request.urlopen(
-                url, timeout=max(0.05, min(2.0, waiter.remaining()))
-            ) as resp:
-                if resp.status < 400:
-                    return
-                waiter.last = f"HTTP {resp.status}"
+            with _HTTP.open(url, timeout=attempt) as resp:
+                return None if resp.status < 400 else f"HTTP {resp.status}"
         except urllib.error.HTTPError as exc:
-            waiter.last = f"HTTP {exc.code}"
+            return f"HTTP {exc.code}"
         except urllib.error.URLError as exc:
             reason = exc.reason
-            waiter.last = _describe(reason) if isinstance(reason, OSError) else str(reason)
-        except OSError as exc:
-            waiter.last = _describe(exc)
-        dead = waiter.dead_reason()
-        if dead is not None or not waiter.pause():
-            raise _fail(service, runtime, what, timeout, waiter.last, location, dead)
+            return _describe(reason) if isinstance(reason, OSError) else str(reason)
+
+    _wait(probe, f"GET {url} did not answer with a 2xx/3xx status", timeout,
+          service=service, runtime=runtime, location=location, alive=alive, attempt_cap=2.0)

@@ -24,6 +24,7 @@ from redtest.services.runtime import (
     RunningService,
     free_port,
     health_timeout,
+    pid_alive,
     redis_interfaces,
 )
 from redtest.spec.model import Service
@@ -102,7 +103,7 @@ class ProcessRedis(RunningService):
 
     def exit_reason(self) -> str | None:
         """Why the process is gone (for health waits), or None while it runs."""
-        code = self.proc.poll() if self.proc is not None else (None if _alive(self.pid) else -1)
+        code = self.proc.poll() if self.proc is not None else (None if pid_alive(self.pid) else -1)
         if code is None:
             return None
         tail = self.logs()[-_LOG_TAIL:].strip() or "(no output)"
@@ -250,21 +251,6 @@ def _die_with_parent_preexec():  # type: ignore[no-untyped-def]
     return preexec
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie still "exists"; treat it as gone
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _kill_group(pid: int, proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
     """SIGTERM the process group, then SIGKILL after `grace` seconds; reap our child."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -277,7 +263,7 @@ def _kill_group(pid: int, proc: subprocess.Popen[bytes] | None, grace: float = 5
             if proc is not None:
                 if proc.poll() is not None:
                     return
-            elif not _alive(pid):
+            elif not pid_alive(pid):
                 return
             time.sleep(0.02)
     if proc is not None:
