@@ -139,6 +139,16 @@ def init(directory: str, force: bool) -> None:
 
 
 @main.command()
+@handles_errors
+def clean() -> None:
+    """Stop the servers and containers that `reuse: true` kept between runs."""
+    from redtest.services.runtime import stop_all_reusable
+
+    count = stop_all_reusable()
+    click.echo(f"stopped {count} kept server(s)")
+
+
+@main.command()
 @click.option("--upstream", required=True, help="The Redis server, HOST:PORT.")
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="Where to listen, HOST:PORT.")
 @click.option("--faults", "faults_file", type=click.Path(exists=True, dir_okay=False),

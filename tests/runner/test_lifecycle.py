@@ -123,3 +123,24 @@ def test_keep_services_leaves_the_server_running(runtime: str, cli) -> None:
         assert client.get("seeded") == b"yes"
     finally:
         client.shutdown(nosave=True)
+
+
+def test_clean_stops_what_reuse_kept(cli, tmp_path) -> None:
+    import json
+    import re
+
+    suite = tmp_path / "kept.yaml"
+    suite.write_text(
+        "version: 1\nservices:\n  cache:\n    runtime: embedded\n    reuse: true\n"
+        "    interfaces: {main: {protocol: redis}}\n"
+        "scenarios:\n  s:\n    steps:\n      - cache.main.ping: {}\n"
+    )
+    report = tmp_path / "report.json"
+    first = cli(["run", str(suite), "--json", str(report)])
+    assert first.returncode == 0, first.stdout + first.stderr
+    detail = json.loads(report.read_text())["services"][0]["detail"]
+    pid = int(re.fullmatch(r"pid (\d+)", detail).group(1))
+    assert _alive(pid), "reuse: true keeps the server after the run"
+    result = cli(["clean"])
+    assert result.returncode == 0 and re.search(r"stopped [1-9]\d* kept server", result.stdout)
+    _assert_all_stopped([pid])
