@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from jsonschema import Draft202012Validator
 
 from redtest import __version__
@@ -69,7 +70,16 @@ def test_unknown_path_is_an_error(cli, tmp_path) -> None:
     assert "missing.yaml" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_the_example_scenarios_pass(cli, tmp_path) -> None:
+@pytest.fixture
+def stop_kept_seed_reset_server():
+    """scenarios/seed_reset.yaml keeps its server (reuse: true); tests leave nothing behind."""
+    yield
+    from redtest.services.runtime import stop_all_reusable
+
+    stop_all_reusable(str((ROOT / "scenarios" / "seed_reset.yaml").resolve()))
+
+
+def test_the_example_scenarios_pass(cli, tmp_path, stop_kept_seed_reset_server) -> None:
     report = tmp_path / "report.json"
     result = cli(["run", "scenarios/", "--json", str(report)], timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
