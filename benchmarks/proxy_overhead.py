@@ -15,6 +15,7 @@ import argparse
 import csv
 import io
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -49,30 +50,95 @@ def ten_rules() -> list:  # type: ignore[type-arg]
     ]
 
 
-def serve_relay(upstream_port: int) -> None:
+RELAYS = ("protocol", "buffered", "buffered-bytes", "oswrite", "epoll")
+
+
+def serve_relay(upstream_port: int, variant: str) -> None:
     """Child process: a bare uvloop byte relay (no framing, no rules) and print its port.
 
-    Not part of redtest: the ceiling any asyncio-Protocol proxy can reach on this machine,
-    to tell the proxy's own cost from the cost of a second hop through the kernel.
+    Not part of redtest: the ceiling any asyncio proxy can reach on this machine, to tell
+    the proxy's own cost from the cost of a second hop through the kernel. Variants:
+
+    - protocol: asyncio.Protocol, data_received -> transport.write (what the proxy does)
+    - buffered: asyncio.BufferedProtocol reading into a preallocated bytearray; a
+      memoryview slice is written (no bytes object per chunk); a new buffer is taken
+      when the transport kept a reference (partial write)
+    - buffered-bytes: the same, but a bytes copy of the slice is written
+    - oswrite: Protocol, but os.write() on the peer's fd while its transport buffer is
+      empty (one layer less); transport.write for the rest
+    - epoll: no asyncio at all: select.epoll, recv_into a preallocated buffer, send
     """
+    if variant == "epoll":
+        serve_epoll_relay(upstream_port)
+        return
     import asyncio
 
     import uvloop
 
-    class Up(asyncio.Protocol):
-        def __init__(self, down: asyncio.Transport) -> None:
-            self.down = down
+    size = 256 * 1024
 
-        def data_received(self, data: bytes) -> None:
-            self.down.write(data)
+    class Side:
+        """What both directions share: the peer transport and how to write to it."""
+
+        peer: asyncio.Transport | None = None
+        peer_fd = -1
+
+        def send(self, data: bytes | memoryview) -> None:
+            peer = self.peer
+            assert peer is not None
+            if variant == "oswrite" and not peer.get_write_buffer_size():
+                try:
+                    n = os.write(self.peer_fd, data)
+                except BlockingIOError:
+                    n = 0
+                if n == len(data):
+                    return
+                data = data[n:]
+            peer.write(data)
+
+        def set_peer(self, t: asyncio.Transport) -> None:
+            self.peer = t
+            self.peer_fd = t.get_extra_info("socket").fileno()
+
+    if variant in ("buffered", "buffered-bytes"):
+
+        class Base(Side, asyncio.BufferedProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.buf = bytearray(size)
+                self.view = memoryview(self.buf)
+
+            def get_buffer(self, sizehint: int) -> memoryview:
+                return self.view
+
+            def buffer_updated(self, nbytes: int) -> None:
+                peer = self.peer
+                assert peer is not None
+                if variant == "buffered-bytes":
+                    peer.write(self.buf[:nbytes])
+                    return
+                peer.write(self.view[:nbytes])
+                if peer.get_write_buffer_size():  # the transport holds our slice
+                    self.buf = bytearray(size)
+                    self.view = memoryview(self.buf)
+
+    else:
+
+        class Base(Side, asyncio.Protocol):  # type: ignore[no-redef]
+            def data_received(self, data: bytes) -> None:
+                self.send(data)
+
+    class Up(Base):
+        def __init__(self, down: asyncio.Transport) -> None:
+            self.set_peer(down)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self.down.close()
+            assert self.peer is not None
+            self.peer.close()
 
-    class Down(asyncio.Protocol):
+    class Down(Base):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
             self.transport: asyncio.Transport = transport  # type: ignore[assignment]
-            self.up: asyncio.Transport | None = None
             self.pending: list[bytes] = []
             asyncio.get_running_loop().create_task(self.connect())
 
@@ -81,18 +147,24 @@ def serve_relay(upstream_port: int) -> None:
             up, _ = await loop.create_connection(
                 lambda: Up(self.transport), "127.0.0.1", upstream_port
             )
-            self.up = up  # type: ignore[assignment]
+            self.set_peer(up)  # type: ignore[arg-type]
             up.write(b"".join(self.pending))
 
         def data_received(self, data: bytes) -> None:
-            if self.up is None:
+            if self.peer is None:
                 self.pending.append(data)
             else:
-                self.up.write(data)
+                self.send(data)
+
+        def buffer_updated(self, nbytes: int) -> None:
+            if self.peer is None:
+                self.pending.append(bytes(self.buf[:nbytes]))
+            else:
+                super().buffer_updated(nbytes)  # type: ignore[misc]
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self.up is not None:
-                self.up.close()
+            if self.peer is not None:
+                self.peer.close()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -103,10 +175,82 @@ def serve_relay(upstream_port: int) -> None:
     uvloop.run(main())
 
 
+def serve_epoll_relay(upstream_port: int) -> None:
+    """The `epoll` relay variant: a plain level-triggered epoll loop, no event-loop library."""
+    import select
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(128)
+    lsock.setblocking(False)
+    print(lsock.getsockname()[1], flush=True)
+    ep = select.epoll()
+    ep.register(lsock.fileno(), select.EPOLLIN)
+    ep.register(sys.stdin.fileno(), select.EPOLLIN)  # parent closes stdin: stop
+    socks: dict[int, socket.socket] = {}
+    peer: dict[int, int] = {}
+    backlog: dict[int, bytes] = {}  # fd -> bytes not yet sent to it (its source is paused)
+    buf = bytearray(256 * 1024)
+    view = memoryview(buf)
+
+    def close(fd: int) -> None:
+        for f in (fd, peer.get(fd, -1)):
+            s = socks.pop(f, None)
+            if s is not None:
+                ep.unregister(f)
+                s.close()
+            peer.pop(f, None)
+            backlog.pop(f, None)
+
+    def send(dst: int, data: bytes | memoryview, src: int) -> None:
+        try:
+            n = socks[dst].send(data)
+        except BlockingIOError:
+            n = 0
+        if n < len(data):  # back-pressure: stop reading src until dst drains
+            backlog[dst] = bytes(data[n:])
+            ep.modify(dst, select.EPOLLIN | select.EPOLLOUT)
+            ep.modify(src, 0)
+
+    while True:
+        for fd, ev in ep.poll():
+            if fd == lsock.fileno():
+                c, _ = lsock.accept()
+                u = socket.create_connection(("127.0.0.1", upstream_port))
+                for s in (c, u):
+                    s.setblocking(False)
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    socks[s.fileno()] = s
+                    ep.register(s.fileno(), select.EPOLLIN)
+                peer[c.fileno()], peer[u.fileno()] = u.fileno(), c.fileno()
+                continue
+            if fd == sys.stdin.fileno():
+                return
+            s = socks.get(fd)
+            if s is None:
+                continue
+            if ev & select.EPOLLOUT and fd in backlog:
+                data = backlog.pop(fd)
+                ep.modify(fd, select.EPOLLIN)
+                ep.modify(peer[fd], select.EPOLLIN)
+                send(fd, data, peer[fd])
+                continue
+            try:
+                n = s.recv_into(buf)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                n = 0
+            if not n:
+                close(fd)
+                continue
+            send(peer[fd], view[:n], fd)
+
+
 def serve_proxy(upstream_port: int, mode: str) -> None:
     """Child process: run a proxy and print its port."""
-    if mode == "relay":
-        serve_relay(upstream_port)
+    if mode.startswith("relay:"):
+        serve_relay(upstream_port, mode[6:])
         return
     from redtest.proxy.server import FaultProxy
 
@@ -219,6 +363,19 @@ def round_trips(port: int, n: int) -> list[float]:
     return lat
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """user+system CPU seconds of each process so far, and of finished redis-benchmark runs."""
+    import psutil
+
+    out = {}
+    for t, pid in pids.items():
+        c = psutil.Process(pid).cpu_times()
+        out[t] = c.user + c.system
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)  # waited children: redis-benchmark
+    out["redis-benchmark"] = r.ru_utime + r.ru_stime
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -263,8 +420,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer requests")
     ap.add_argument(
         "--relay",
+        nargs="?",
+        const="protocol",
+        default="",
+        help="also measure bare uvloop byte relays (the ceiling for an asyncio proxy): "
+        f"comma-separated variants of {', '.join(RELAYS)} (default protocol)",
+    )
+    ap.add_argument(
+        "--pipelines",
+        default="1,16",
+        help="redis-benchmark pipeline depths, comma-separated (default 1,16)",
+    )
+    ap.add_argument(
+        "--no-extras",
         action="store_true",
-        help="also measure a bare uvloop byte relay (the ceiling for an asyncio proxy)",
+        help="skip the redis-py round trips and the 50 MB memory check",
     )
     ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -272,15 +442,23 @@ def main() -> None:
         serve_proxy(int(args.serve[0]), args.serve[1])
         return
     scale = 4 if args.quick else 1
+    relays = [v for v in args.relay.split(",") if v]
+    for v in relays:
+        if v not in RELAYS:
+            ap.error(f"unknown relay variant {v!r} (choose from {', '.join(RELAYS)})")
+    pipelines = [int(x) for x in args.pipelines.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         server, port = start_redis(tmp)
         proxies = [start_proxy(port, "none"), start_proxy(port, "ten")]
         ports = {"direct": port, "no rules": proxies[0][1], "10 rules": proxies[1][1]}
-        if args.relay:
-            proxies.append(start_proxy(port, "relay"))
-            ports["relay"] = proxies[2][1]
+        for v in relays:
+            proxies.append(start_proxy(port, f"relay:{v}"))
+            ports["relay" if v == "protocol" else f"relay {v}"] = proxies[-1][1]
+        pids = {"direct": server.pid} | {
+            t: proc.pid for t, (proc, _) in zip(list(ports)[1:], proxies, strict=True)
+        }
         try:
-            run(args.rounds, scale, ports, proxies[0][0].pid)
+            run(args.rounds, scale, ports, pids, pipelines, not args.no_extras)
         finally:
             for p, _ in proxies:
                 assert p.stdin is not None
@@ -290,17 +468,33 @@ def main() -> None:
             server.wait(10)
 
 
-def run(rounds: int, scale: int, ports: dict[str, int], none_pid: int) -> None:
+def run(
+    rounds: int,
+    scale: int,
+    ports: dict[str, int],
+    pids: dict[str, int],
+    pipelines: list[int],
+    extras: bool,
+) -> None:
     targets = tuple(ports)
     print(
         f"proxy overhead: redis-benchmark -c 50 (SET, GET), {rounds} rounds, ratios to direct (median)"
     )
-    for pipeline, requests in ((1, 100_000 // scale), (16, 400_000 // scale)):
+    for pipeline in pipelines:
+        requests = (100_000 if pipeline == 1 else 400_000) // scale
         ratios: dict[tuple[str, str], list[float]] = {}
         rps: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[str, list[tuple[float, float, float]]] = {}
         for rnd in range(rounds):
             order = list(targets) if rnd % 2 == 0 else list(reversed(targets))
-            got = {t: redis_benchmark(ports[t], pipeline, requests) for t in order}
+            got = {}
+            for t in order:
+                # CPU per request is steadier than throughput on a shared machine.
+                before = cpu_seconds(pids)
+                got[t] = redis_benchmark(ports[t], pipeline, requests)
+                after = cpu_seconds(pids)
+                used = {k: (after[k] - before[k]) * 1e6 / (2 * requests) for k in after}
+                cpu.setdefault(t, []).append((used[t], used["direct"], used["redis-benchmark"]))
             for t in targets:
                 for test in ("SET", "GET"):
                     rps.setdefault((t, test), []).append(got[t][test])
@@ -312,6 +506,16 @@ def run(rounds: int, scale: int, ports: dict[str, int], none_pid: int) -> None:
                 r = statistics.median(ratios[(t, test)])
                 cells.append(f"{t} {med:>9,.0f}/s" + ("" if t == "direct" else f" ({r:.2f}x)"))
             print(f"  pipeline {pipeline:>2} {test}: " + " | ".join(cells))
+        cells = []
+        for t in targets:
+            own, srv, bench = (statistics.median(c) for c in zip(*cpu[t], strict=True))
+            cells.append(
+                f"{t} srv {srv:.2f} bench {bench:.2f}"
+                + ("" if t == "direct" else f" proxy {own:.2f}")
+            )
+        print(f"  pipeline {pipeline:>2} CPU us/request: " + " | ".join(cells))
+    if not extras:
+        return
     n = 4000 // scale
     lat: dict[str, list[float]] = {t: [] for t in targets}
     for _ in range(rounds):
@@ -329,7 +533,7 @@ def run(rounds: int, scale: int, ports: dict[str, int], none_pid: int) -> None:
             f"added p50 {(pct(x, 0.5) - pct(d, 0.5)) * 1e6:+.0f} us, p99 {(pct(x, 0.99) - pct(d, 0.99)) * 1e6:+.0f} us"
         )
     size = 50 * 1024 * 1024
-    base, peak, after = memory_check(ports["no rules"], none_pid, size)
+    base, peak, after = memory_check(ports["no rules"], pids["no rules"], size)
     print(
         f"50 MB value through the proxy (no rules): RSS {base:.0f} MB -> peak {peak:.0f} MB "
         f"(+{peak - base:.0f} MB = {(peak - base) / 50:.2f}x the value) -> {after:.0f} MB after"
