@@ -94,6 +94,7 @@ class ServiceInfo:
     endpoints: dict[str, str]  # interface -> "host:port" of the server (or the file)
     proxies: dict[str, str] = field(default_factory=dict)  # redis interface -> proxy "host:port"
     detail: str | None = None  # container id, pid, binary path
+    file: str | None = None  # the suite file that declared it (each file starts its own)
 
 
 @dataclass

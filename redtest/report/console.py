@@ -100,7 +100,7 @@ class ConsoleReporter(BaseListener):
             # runtime's own progress display (docker pull) must not meet a second live one
 
     def services_ready(self, services: list[ServiceInfo]) -> None:
-        self.services = list(services)
+        self.services.extend(services)  # called once per suite file
         if self.verbosity >= 1:
             for line in self._service_lines():
                 self.console.print(line, markup=False)
@@ -279,5 +279,6 @@ class ConsoleReporter(BaseListener):
             where = ", ".join(f"{k} {v}" for k, v in s.endpoints.items())
             via = ", ".join(f"{k} via proxy {v}" for k, v in s.proxies.items())
             extra = "; ".join(x for x in (where, via) if x)
-            lines.append(f"service {s.name} ({s.kind}): {s.runtime}" + (f" [{extra}]" if extra else ""))
+            origin = f" in {s.file}" if s.file else ""
+            lines.append(f"service {s.name} ({s.kind}){origin}: {s.runtime}" + (f" [{extra}]" if extra else ""))
         return lines

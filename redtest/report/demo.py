@@ -96,7 +96,8 @@ def sample_run() -> RunResult:
                    faults=[FaultActivation("slow_reads", "cache.main", [RuleHits("delay command=GET delay=500ms", 1)])]),
     ]
     services = [
-        ServiceInfo("cache", "redis", "docker", {"main": "127.0.0.1:32768"}, {"main": "127.0.0.1:40001"}, "c0ffee"),
+        ServiceInfo("cache", "redis", "docker", {"main": "127.0.0.1:32768"}, {"main": "127.0.0.1:40001"}, "c0ffee",
+                    file=BASIC),
         ServiceInfo("app", "process", "process", {"api": "127.0.0.1:8081"}, detail="pid 4242"),
     ]
     return RunResult(version="0.1.0", started_at="2026-11-26T14:05:15.123456+00:00", duration_s=2.75,

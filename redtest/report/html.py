@@ -148,10 +148,10 @@ def _services(result: RunResult) -> str:
     for s in result.services:
         where = ", ".join(f"{k} {v}" for k, v in s.endpoints.items())
         via = ", ".join(f"{k} {v}" for k, v in s.proxies.items())
-        rows.append(f"<tr><td>{_e(s.name)}</td><td>{_e(s.kind)}</td><td><b>{_e(s.runtime)}</b></td>"
+        rows.append(f"<tr><td>{_e(s.name)}</td><td class=mono>{_e(s.file or '')}</td><td>{_e(s.kind)}</td><td><b>{_e(s.runtime)}</b></td>"
                     f"<td class=mono>{_e(where)}</td><td class=mono>{_e(via)}</td>"
                     f"<td class=mono>{_e(s.detail or '')}</td></tr>")
-    head = "<tr><th>service</th><th>kind</th><th>runtime</th><th>server</th><th>proxy</th><th>detail</th></tr>"
+    head = "<tr><th>service</th><th>file</th><th>kind</th><th>runtime</th><th>server</th><th>proxy</th><th>detail</th></tr>"
     return f'<h2 id="services">Services</h2><table>{head}{"".join(rows)}</table>'
 
 

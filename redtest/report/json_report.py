@@ -57,7 +57,7 @@ def _loc(loc: Location) -> dict[str, Any]:
 
 def _service(s: ServiceInfo) -> dict[str, Any]:
     return {"name": s.name, "kind": s.kind, "runtime": s.runtime, "endpoints": dict(s.endpoints),
-            "proxies": dict(s.proxies), "detail": s.detail}
+            "proxies": dict(s.proxies), "detail": s.detail, "file": s.file}
 
 
 def _fault(f: FaultActivation) -> dict[str, Any]:

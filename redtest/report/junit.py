@@ -62,13 +62,13 @@ def _suite(result: RunResult, file: str, tests: list[TestResult], index: int,
         "package": "redtest",
         "file": _x(file),
     })
-    suite.append(_properties(result))
+    suite.append(_properties(result, file))
     for t in tests:
         suite.append(_testcase(t))
     return suite
 
 
-def _properties(result: RunResult) -> ET.Element:
+def _properties(result: RunResult, file: str) -> ET.Element:
     props = ET.Element("properties")
 
     def prop(name: str, value: object) -> None:
@@ -78,6 +78,8 @@ def _properties(result: RunResult) -> ET.Element:
     prop("random_seed", result.random_seed)
     prop("matrix", str(result.matrix).lower())
     for s in result.services:
+        if s.file not in (None, file):
+            continue  # each file's own services
         prop(f"service.{s.name}.runtime", s.runtime)
         for iface, addr in s.endpoints.items():
             prop(f"service.{s.name}.{iface}", addr)

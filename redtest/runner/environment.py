@@ -151,6 +151,8 @@ def provision(
             _start_process(env, svc, stack, keep=keep)
         else:
             _start_container(env, svc, stack, keep=keep, suite_id=suite_id)
+    for info in env.infos:
+        info.file = suite.display_path
     return env
 
 

@@ -78,7 +78,7 @@ def test_summary_seed_and_runtimes(run: RunResult) -> None:
     assert "total 6 2 2 1 1 2.75 s" in rows
     assert "2 passed, 2 failed, 1 error, 1 skipped in 2.75s" in out
     assert "random seed: 1234 — rerun with --random-seed 1234" in out
-    assert "service cache (redis): docker" in out and "service app (process): process" in out
+    assert "service cache (redis) in scenarios/basic.yaml: docker" in out and "service app (process): process" in out
 
 
 def test_matrix_grid(run: RunResult) -> None:
