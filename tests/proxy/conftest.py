@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import hiredis
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis_support import start_redis_server
 
 from redtest.errors import Location
 from redtest.proxy.server import FaultProxy
@@ -23,57 +19,12 @@ from redtest.spec.model import Effect, Rule
 LOC = Location("test.yaml", 1, 1)
 
 
-def _redis_binary() -> str:
-    for candidate in (os.environ.get("REDTEST_REDIS_SERVER"), "/usr/bin/redis-server"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    found = shutil.which("redis-server")
-    if not found:
-        pytest.skip("redis-server not installed")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """A real redis-server on a free port, persistence off, stopped at teardown."""
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            _redis_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if redis.Redis("127.0.0.1", port).ping():
-                break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-    yield ("127.0.0.1", port)
-    proc.terminate()
-    proc.wait(10)
+    """A real redis-server of this module's own (tests here pause, monitor and kill clients)."""
+    server = start_redis_server(tmp_path_factory.mktemp("redis"))
+    yield (server.host, server.port)
+    server.stop()
 
 
 @pytest.fixture
