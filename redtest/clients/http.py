@@ -31,7 +31,7 @@ import requests
 
 from redtest.clients.response import Response
 from redtest.durations import parse_duration
-from redtest.spec.methods import HTTP_METHODS
+from redtest.spec.methods import check_arguments
 
 ERROR_BODY_CHARS = 200  # how much of an error response's body goes into `.error`
 
@@ -106,15 +106,7 @@ class HttpInterface:
     def _prepare(
         self, method: str, args: dict[str, Any], timeout: float | None
     ) -> tuple[str, str, dict[str, Any]]:
-        spec = HTTP_METHODS.get(method)
-        if spec is None:
-            raise ValueError(f"unknown http method {method!r} (one of {', '.join(HTTP_METHODS)})")
-        unknown = sorted(set(args) - set(spec.arguments))
-        if unknown:
-            raise ValueError(f"{method}: unknown argument(s) {', '.join(unknown)}")
-        missing = [name for name in spec.required if args.get(name) is None]
-        if missing:
-            raise ValueError(f"{method}: missing argument(s) {', '.join(missing)}")
+        check_arguments("http", method, args)
         verb = str(args["method"]).upper() if method == "request" else method.upper()
         kwargs: dict[str, Any] = {}
         if args.get("json") is not None and args.get("body") is not None:

@@ -34,7 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from redtest.clients.response import Response
-from redtest.spec.methods import REDIS_METHODS
+from redtest.spec.methods import check_arguments
 
 _ENCODING_ERRORS = "backslashreplace"
 
@@ -178,15 +178,10 @@ class RedisInterface:
 
     def _argv(self, method: str, args: dict[str, Any]) -> list[str]:
         """The command line for a method call, checked against the method table."""
-        spec = REDIS_METHODS.get(method)
-        if spec is None:
-            raise ArgumentError(f"redis interfaces have no method {method!r}")
-        unknown = sorted(set(args) - set(spec.arguments))
-        if unknown:
-            raise ArgumentError(f"{method}: unknown argument(s) {', '.join(unknown)}")
-        missing = [name for name in spec.required if name not in args]
-        if missing:
-            raise ArgumentError(f"{method}: missing argument(s) {', '.join(missing)}")
+        try:
+            spec = check_arguments("redis", method, args)
+        except ValueError as exc:
+            raise ArgumentError(str(exc)) from None
         values = {**dict(spec.optional), **args}
 
         if method == "command":

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from redtest.clients.response import Response
-from redtest.spec.methods import SQLITE_METHODS
+from redtest.spec.methods import check_arguments
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -43,12 +43,10 @@ class SqliteInterface:
         """Run `query` (→ list of row dicts) or `exec` (→ {"rowcount": n})."""
         started = time.perf_counter()
         args = dict(args or {})
-        spec = SQLITE_METHODS.get(method)
-        if spec is None:
-            return _fail(f"unknown sqlite method {method!r} (one of {', '.join(SQLITE_METHODS)})", started)
-        unknown = sorted(set(args) - set(spec.arguments))
-        if unknown:
-            return _fail(f"{method}: unknown argument(s) {', '.join(unknown)}", started)
+        try:
+            check_arguments("sqlite", method, args)
+        except ValueError as exc:
+            return _fail(str(exc), started)
         sql = args.get("sql")
         if not isinstance(sql, str) or not sql.strip():
             return _fail(f"{method}: sql must be a non-empty string", started)

@@ -71,3 +71,21 @@ def resolve_method(protocol: str, name: str, *, in_expression: bool = False) -> 
     if in_expression:
         name = EXPRESSION_ALIASES.get(protocol, {}).get(name, name)
     return name if name in METHODS.get(protocol, {}) else None
+
+
+def check_arguments(protocol: str, method: str, args: dict[str, object]) -> Method:
+    """The method's spec once `args` name no unknown and omit no required argument.
+
+    Raises ValueError with a one-line reason; clients turn it into a failed Response.
+    """
+    table = METHODS[protocol]
+    spec = table.get(method)
+    if spec is None:
+        raise ValueError(f"{protocol} interfaces have no method {method!r} (one of {', '.join(table)})")
+    unknown = sorted(set(args) - set(spec.arguments))
+    if unknown:
+        raise ValueError(f"{method}: unknown argument(s) {', '.join(unknown)}")
+    missing = [name for name in spec.required if name not in args]
+    if missing:
+        raise ValueError(f"{method}: missing argument(s) {', '.join(missing)}")
+    return spec

@@ -206,7 +206,7 @@ def test_connection_refused_is_a_failed_response() -> None:
 
 
 def test_bad_arguments_are_failed_responses(api: HttpInterface) -> None:
-    assert "unknown http method" in api.call("patch", {"path": "/"}).error
+    assert "http interfaces have no method 'patch'" in api.call("patch", {"path": "/"}).error
     assert "unknown argument(s) bogus" in api.call("get", {"path": "/", "bogus": 1}).error
     assert "missing argument(s) path" in api.call("get", {}).error
     assert "missing argument(s) method" in api.call("request", {"path": "/"}).error

@@ -66,9 +66,10 @@ def test_errors_are_failed_responses(db: SqliteInterface, tmp_path: Path) -> Non
     assert not r.ok and r.data is None and r.error == "sqlite: no such table: nope"
     assert "syntax error" in db.exec("UPDAT users").error
     assert "NOT NULL constraint failed" in db.exec("INSERT INTO users (id) VALUES (3)").error
-    assert "unknown sqlite method" in db.call("select", {"sql": "SELECT 1"}).error
+    assert "sqlite interfaces have no method 'select'" in db.call("select", {"sql": "SELECT 1"}).error
     assert "unknown argument(s) args" in db.call("query", {"sql": "SELECT 1", "args": []}).error
-    assert "sql must be a non-empty string" in db.call("query", {}).error
+    assert "missing argument(s) sql" in db.call("query", {}).error
+    assert "sql must be a non-empty string" in db.call("query", {"sql": "  "}).error
 
 
 def test_query_does_not_create_a_missing_database(tmp_path: Path) -> None:

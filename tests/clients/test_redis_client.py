@@ -239,7 +239,7 @@ def test_injected_values(fake_server) -> None:  # type: ignore[no-untyped-def]
             "argument 'value' must be a string or a number, not a mapping",
         ),
         ("command", {"cmd": ""}, "command: 'cmd' must be a command name such as HGETALL"),
-        ("flushall", {}, "redis interfaces have no method 'flushall'"),
+        ("flushall", {}, "redis interfaces have no method 'flushall' (one of get, set, del, keys, ping, incr, lpush, rpush, lrange, command)"),
     ],
 )
 def test_bad_arguments_never_reach_the_server(
