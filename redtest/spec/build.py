@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,8 @@ def suggest(name: str, choices: Iterable[str]) -> str:
 
 
 def _display(path: Path) -> str:
-    text = os.path.normpath(str(path))
-    return text
+    """How a file is named in messages: as given, with `a/../b` folded."""
+    return os.path.normpath(str(path))
 
 
 @dataclass
@@ -608,11 +608,3 @@ def _env_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def iter_calls(suite: model.Suite) -> Iterator[model.Call]:
-    """Every call step of the suite's scenarios."""
-    for scenario in suite.scenarios.values():
-        for step in scenario.steps:
-            if isinstance(step, model.Call):
-                yield step
