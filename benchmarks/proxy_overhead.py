@@ -1,14 +1,18 @@
 """Proxy overhead: redis-benchmark and redis-py round trips, direct vs through FaultProxy.
 
-Starts a redis-server and two proxies (each in its own process, as in real use): one
-with no rules, one with 10 rules that never match SET/GET. Direct and proxied runs
+Starts a redis-server (a TCP port and a Unix socket) and three proxies, each in its own
+process: with no rules and with 10 rules that never match SET/GET, both reaching the
+server over its Unix socket as redtest does for the servers it starts (local,
+embedded); and with no rules over TCP, as for docker and external servers. Clients
+always reach the proxies over TCP, like the direct runs. Direct and proxied runs
 alternate, round by round, and every throughput is printed as a ratio to the direct
 run of the same round (median over rounds). Then a 50 MB value passes the no-rule
 proxy while its resident memory is sampled.
 
     python benchmarks/proxy_overhead.py [--rounds 3] [--quick]
-"""
 
+REDTEST_PROXY_PURE_PYTHON=1 measures the proxies without their C counters.
+"""
 from __future__ import annotations
 
 import argparse
@@ -53,7 +57,7 @@ def ten_rules() -> list:  # type: ignore[type-arg]
 RELAYS = ("protocol", "buffered", "buffered-bytes", "oswrite", "epoll")
 
 
-def serve_relay(upstream_port: int, variant: str) -> None:
+def serve_relay(upstream_port: int, variant: str, unix: str | None) -> None:
     """Child process: a bare uvloop byte relay (no framing, no rules) and print its port.
 
     Not part of redtest: the ceiling any asyncio proxy can reach on this machine, to tell
@@ -69,7 +73,7 @@ def serve_relay(upstream_port: int, variant: str) -> None:
     - epoll: no asyncio at all: select.epoll, recv_into a preallocated buffer, send
     """
     if variant == "epoll":
-        serve_epoll_relay(upstream_port)
+        serve_epoll_relay(upstream_port, unix)
         return
     import asyncio
 
@@ -144,9 +148,12 @@ def serve_relay(upstream_port: int, variant: str) -> None:
 
         async def connect(self) -> None:
             loop = asyncio.get_running_loop()
-            up, _ = await loop.create_connection(
-                lambda: Up(self.transport), "127.0.0.1", upstream_port
-            )
+            if unix:
+                up, _ = await loop.create_unix_connection(lambda: Up(self.transport), unix)
+            else:
+                up, _ = await loop.create_connection(
+                    lambda: Up(self.transport), "127.0.0.1", upstream_port
+                )
             self.set_peer(up)  # type: ignore[arg-type]
             up.write(b"".join(self.pending))
 
@@ -175,7 +182,7 @@ def serve_relay(upstream_port: int, variant: str) -> None:
     uvloop.run(main())
 
 
-def serve_epoll_relay(upstream_port: int) -> None:
+def serve_epoll_relay(upstream_port: int, unix: str | None) -> None:
     """The `epoll` relay variant: a plain level-triggered epoll loop, no event-loop library."""
     import select
 
@@ -216,10 +223,15 @@ def serve_epoll_relay(upstream_port: int) -> None:
         for fd, ev in ep.poll():
             if fd == lsock.fileno():
                 c, _ = lsock.accept()
-                u = socket.create_connection(("127.0.0.1", upstream_port))
+                if unix:
+                    u = socket.socket(socket.AF_UNIX)
+                    u.connect(unix)
+                else:
+                    u = socket.create_connection(("127.0.0.1", upstream_port))
                 for s in (c, u):
                     s.setblocking(False)
-                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if s.family != socket.AF_UNIX:
+                        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     socks[s.fileno()] = s
                     ep.register(s.fileno(), select.EPOLLIN)
                 peer[c.fileno()], peer[u.fileno()] = u.fileno(), c.fileno()
@@ -247,14 +259,18 @@ def serve_epoll_relay(upstream_port: int) -> None:
             send(peer[fd], view[:n], fd)
 
 
-def serve_proxy(upstream_port: int, mode: str) -> None:
-    """Child process: run a proxy and print its port."""
+def serve_proxy(upstream_port: int, mode: str, unix: str) -> None:
+    """Child process: run a proxy and print its port.
+
+    Modes: none / ten (rules), tcp (no rules, upstream over TCP), relay:VARIANT.
+    """
+    upstream_unix = None if mode == "tcp" else unix
     if mode.startswith("relay:"):
-        serve_relay(upstream_port, mode[6:])
+        serve_relay(upstream_port, mode[6:], upstream_unix)
         return
     from redtest.proxy.server import FaultProxy
 
-    proxy = FaultProxy("127.0.0.1", upstream_port)
+    proxy = FaultProxy("127.0.0.1", upstream_port, upstream_unix=upstream_unix)
     proxy.start()
     proxy.set_rules(ten_rules() if mode == "ten" else [])
     print(proxy.address[1], flush=True)
@@ -292,6 +308,8 @@ def start_redis(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
             "no",
             "--dir",
             tmp,
+            "--unixsocket",
+            f"{tmp}/redis.sock",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -307,9 +325,9 @@ def start_redis(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
     sys.exit("redis-server did not start")
 
 
-def start_proxy(upstream: int, mode: str) -> tuple[subprocess.Popen[str], int]:
+def start_proxy(upstream: int, mode: str, unix: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(upstream), mode],
+        [sys.executable, __file__, "--serve", str(upstream), mode, unix],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -436,10 +454,10 @@ def main() -> None:
         action="store_true",
         help="skip the redis-py round trips and the 50 MB memory check",
     )
-    ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve_proxy(int(args.serve[0]), args.serve[1])
+        serve_proxy(int(args.serve[0]), args.serve[1], args.serve[2])
         return
     scale = 4 if args.quick else 1
     relays = [v for v in args.relay.split(",") if v]
@@ -449,10 +467,16 @@ def main() -> None:
     pipelines = [int(x) for x in args.pipelines.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         server, port = start_redis(tmp)
-        proxies = [start_proxy(port, "none"), start_proxy(port, "ten")]
-        ports = {"direct": port, "no rules": proxies[0][1], "10 rules": proxies[1][1]}
+        unix = f"{tmp}/redis.sock"
+        proxies = [start_proxy(port, m, unix) for m in ("none", "ten", "tcp")]
+        ports = {
+            "direct": port,
+            "no rules": proxies[0][1],
+            "10 rules": proxies[1][1],
+            "no rules, TCP up": proxies[2][1],
+        }
         for v in relays:
-            proxies.append(start_proxy(port, f"relay:{v}"))
+            proxies.append(start_proxy(port, f"relay:{v}", unix))
             ports["relay" if v == "protocol" else f"relay {v}"] = proxies[-1][1]
         pids = {"direct": server.pid} | {
             t: proc.pid for t, (proc, _) in zip(list(ports)[1:], proxies, strict=True)
@@ -477,8 +501,14 @@ def run(
     extras: bool,
 ) -> None:
     targets = tuple(ports)
+    from redtest.proxy import resp
+
+    framing = "C counters" if resp.count_commands is not None else "pure Python (no C counters)"
     print(
         f"proxy overhead: redis-benchmark -c 50 (SET, GET), {rounds} rounds, ratios to direct (median)"
+    )
+    print(
+        f"  proxy framing: {framing}; upstream over the server's Unix socket unless 'TCP up'"
     )
     for pipeline in pipelines:
         requests = (100_000 if pipeline == 1 else 400_000) // scale

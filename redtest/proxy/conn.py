@@ -22,6 +22,7 @@ from redtest.proxy.resp import (
     ReplyScanner,
     RespError,
     command_length,
+    count_commands,
     encode_command,
     encode_error,
     encode_value,
@@ -176,9 +177,8 @@ class ClientConnection(asyncio.Protocol):
         asyncio.get_running_loop().create_task(self._connect_upstream())
 
     async def _connect_upstream(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            up, _ = await loop.create_connection(lambda: _Upstream(self), *self.proxy.upstream)
+            up, _ = await self.proxy.open_upstream(lambda: _Upstream(self))
         except OSError:
             self.close()
             return
@@ -425,6 +425,26 @@ class ClientConnection(asyncio.Protocol):
         if self.raw_mode:
             self._up(data)
             return
+        if (
+            count_commands is not None
+            and not self.buf
+            and not self.streamed
+            and not self.py_mode
+            and not self.reply_off
+            and not self.skip_next
+            and self.plans_rules is self.proxy.rules
+        ):
+            # The usual chunk: whole commands whose names need no decision. C counts
+            # them without building an object per argument; hiredis stays untouched
+            # (it is between commands, as is this chunk).
+            n = count_commands(data, self.fast)
+            if n > 0:
+                self._expect(n)
+                if self.uout or self.up is None:
+                    self._up(data)
+                else:
+                    self.up.write(data)
+                return
         if self.py_mode or (not self.buf and not self.streamed and data[0] != 0x2A):
             self.buf += data
             self._handle_py()
@@ -462,9 +482,10 @@ class ClientConnection(asyncio.Protocol):
                 return
         else:
             # Cheaper than summing command lengths: each complete command holds exactly
-            # 1 + 2*argc CRLFs plus any inside payloads; a half-read array (which
-            # has_data() misses) adds at least its header's. Equal counts: a boundary.
-            partial = pending.count(b"\r\n") != n + 2 * sum(map(len, cmds))
+            # 1 + 2*argc LFs (one per CRLF) plus any inside payloads; a half-read array
+            # (which has_data() misses) adds at least its header's. Equal counts: a
+            # boundary. (A one-byte count runs on memchr, twice as fast as b"\r\n".)
+            partial = pending.count(b"\n") != n + 2 * sum(map(len, cmds))
 
         # Fast path: decide each command; stop at the first that is not "forward as is".
         owed = 0

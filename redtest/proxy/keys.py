@@ -224,24 +224,41 @@ class KeyTable:
         return keys
 
 
-def fetch_key_table(host: str, port: int, timeout: float = 5.0) -> KeyTable:
-    """Read `COMMAND` from the server (a plain blocking socket: it runs once, before rules switch on)."""
+def fetch_key_table(host: str, port: int, timeout: float = 5.0, *, unix: str | None = None) -> KeyTable:
+    """Read `COMMAND` from the server (a plain blocking socket: it runs once, before rules switch on).
+
+    `unix`: the server's Unix socket, used instead of host:port when given.
+    """
+    where = unix or f"{host}:{port}"
     reader = hiredis.Reader()
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with _connect(host, port, unix, timeout) as sock:
             sock.sendall(encode_command("COMMAND"))
             while True:
                 chunk = sock.recv(1 << 16)
                 if not chunk:
                     raise ProxyError(
-                        f"upstream {host}:{port} closed the connection while reading COMMAND"
+                        f"upstream {where} closed the connection while reading COMMAND"
                     )
                 reader.feed(chunk)
                 reply = reader.gets()
                 if reply is not False:
                     break
     except OSError as e:
-        raise ProxyError(f"cannot read command metadata from upstream {host}:{port}: {e}") from e
+        raise ProxyError(f"cannot read command metadata from upstream {where}: {e}") from e
     if isinstance(reply, Exception):
-        raise ProxyError(f"upstream {host}:{port} refused COMMAND: {reply}")
+        raise ProxyError(f"upstream {where} refused COMMAND: {reply}")
     return KeyTable.from_command_reply(reply)
+
+
+def _connect(host: str, port: int, unix: str | None, timeout: float) -> socket.socket:
+    if unix is None:
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(unix)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -8,11 +8,15 @@ ends, and whether it is a RESP3 push (which answers no command).
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
 
 __all__ = [
     "ReplyScanner",
     "command_length",
+    "count_commands",
+    "count_replies",
     "encode_command",
     "encode_error",
     "encode_value",
@@ -147,6 +151,17 @@ def parse_one(buf: bytes | bytearray, pos: int) -> tuple[list[bytes], int] | Non
     return argv, i
 
 
+# The C counters of _scan.c (built by setup.py where a compiler is found); the
+# pure-Python paths below do the same work, more slowly. REDTEST_PROXY_PURE_PYTHON=1
+# turns the C counters off, to compare the two.
+count_commands: Callable[[bytes, set[bytes]], int] | None = None
+count_replies: Callable[[bytes], int] | None = None
+if not os.environ.get("REDTEST_PROXY_PURE_PYTHON"):
+    try:
+        from redtest.proxy._scan import count_commands, count_replies
+    except ImportError:  # pragma: no cover - installed without a C compiler
+        pass
+
 # Reply type bytes.
 _BULK = frozenset(b"$=!")  # length-prefixed payloads: bulk, verbatim, blob error
 _AGG = frozenset(b"*~>%|")  # aggregates: array, set, push, map, attribute
@@ -199,19 +214,20 @@ class ReplyScanner:
         self.pushes = 0  # push frames completed in the last scan
 
     def count_flat(self, data: bytes) -> int | None:
-        """The number of replies in `data` when it is a run of complete flat replies, else None.
+        """The number of replies in `data` when it is a run of complete replies, else None.
 
         Only valid between replies (no state carried from earlier chunks); the state is
         unchanged either way, so on None the caller scans the chunk. Much cheaper than
-        `scan` for the usual pipelined `+OK` / short bulk / integer replies.
+        `scan`. With the C counter any complete replies without push or attribute
+        frames are counted; the Python fallback takes only flat ones (the usual
+        pipelined `+OK` / short bulk / integer replies).
         """
-        if (
-            self._carry
-            or self._skip
-            or self._stack
-            or len(data) > _QUICK_MAX
-            or data[0] not in _FLAT_FIRST
-        ):
+        if self._carry or self._skip or self._stack:
+            return None
+        if count_replies is not None:  # any complete replies, nested ones too
+            n = count_replies(data)
+            return None if n < 0 else n
+        if len(data) > _QUICK_MAX or data[0] not in _FLAT_FIRST:
             return None
         n = data.count(_OK)
         if n * 5 == len(data):

@@ -171,7 +171,9 @@ def _start_redis(
         if iface.protocol != "redis":
             continue
         endpoint = rs.endpoints[iname]
-        proxy = FaultProxy(endpoint.host, endpoint.port, name=f"{svc.name}.{iname}")
+        proxy = FaultProxy(
+            endpoint.host, endpoint.port, name=f"{svc.name}.{iname}", upstream_unix=endpoint.unix
+        )
         proxy.start()
         stack.callback(proxy.stop)
         env.access[(svc.name, iname)] = InterfaceAccess(

@@ -15,10 +15,11 @@ RUNTIMES = ("auto", "docker", "local", "embedded")
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a real server listens."""
+    """Where a real server listens; `unix` is a Unix socket of the same server, when it has one."""
 
     host: str
     port: int
+    unix: str | None = None
 
     @property
     def addr(self) -> str:

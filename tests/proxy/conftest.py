@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import hiredis
 import pytest
@@ -13,6 +14,7 @@ from redis.retry import Retry
 from redis_support import start_redis_server
 
 from redtest.errors import Location
+from redtest.proxy import conn, resp
 from redtest.proxy.server import FaultProxy
 from redtest.spec.model import Effect, Rule
 
@@ -20,9 +22,19 @@ LOC = Location("test.yaml", 1, 1)
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """A real redis-server of this module's own (tests here pause, monitor and kill clients)."""
-    server = start_redis_server(tmp_path_factory.mktemp("redis"))
+def redis_socket_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("redis")
+
+
+@pytest.fixture(scope="module")
+def redis_server(redis_socket_dir: Path) -> Iterator[tuple[str, int]]:
+    """A real redis-server of this module's own (tests here pause, monitor and kill clients).
+
+    It also listens on a Unix socket, which the proxy uses when redtest started the server.
+    """
+    server = start_redis_server(
+        redis_socket_dir, "--unixsocket", str(redis_socket_dir / "redis.sock")
+    )
     yield (server.host, server.port)
     server.stop()
 
@@ -36,9 +48,21 @@ def direct(redis_server: tuple[str, int]) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture
-def proxy(redis_server: tuple[str, int], direct: redis.Redis) -> Iterator[FaultProxy]:
-    with FaultProxy(*redis_server, name="test") as p:
+@pytest.fixture(params=["tcp", "unix", "python"])
+def proxy(
+    request: pytest.FixtureRequest,
+    redis_server: tuple[str, int],
+    redis_socket_dir: Path,
+    direct: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[FaultProxy]:
+    """A proxy upstream over TCP (docker, external servers) or the Unix socket (local,
+    embedded); `python`: the Unix socket with the C counters off (the fallback paths)."""
+    unix = str(redis_socket_dir / "redis.sock") if request.param != "tcp" else None
+    if request.param == "python":
+        monkeypatch.setattr(resp, "count_replies", None)
+        monkeypatch.setattr(conn, "count_commands", None)
+    with FaultProxy(*redis_server, name="test", upstream_unix=unix) as p:
         yield p
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from redtest.proxy import resp
 from redtest.proxy.resp import (
     ReplyScanner,
     RespError,
@@ -118,7 +119,17 @@ FLAT = [
 ]
 
 
-def test_count_flat_agrees_with_scan() -> None:
+@pytest.fixture(params=["c", "python"])
+def counter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """count_flat with the C counter of _scan.c, and with the pure-Python fallback."""
+    if request.param == "python":
+        monkeypatch.setattr(resp, "count_replies", None)
+    elif resp.count_replies is None:
+        pytest.fail("the C extension redtest.proxy._scan is not built (see test_scan.py)")
+    return str(request.param)
+
+
+def test_count_flat_agrees_with_scan(counter: str) -> None:
     import random
 
     rng = random.Random(7)
@@ -133,16 +144,28 @@ def test_count_flat_agrees_with_scan() -> None:
         b"+OK\r\n+O",  # an incomplete reply at the end
         b"$3\r\nxx",
         b"$3\r\nxxxx\r\n",  # payload longer than announced
-        b"$1000\r\n" + b"z" * 1000 + b"\r\n",  # beyond the regex's lengths: the scanner's job
-        b"*1\r\n$1\r\na\r\n",  # aggregates
-        PUSH,
+        b"*2\r\n$1\r\na\r\n",  # an aggregate still owed an element
+        PUSH,  # answers no command: the scanner's job
         b"+OK\r\n" + PUSH,
-        b"=7\r\ntxt:abc\r\n",
-        b"$01\r\na\r\n",  # non-canonical length
+        b"|1\r\n+ttl\r\n:3\r\n+OK\r\n",  # attributes too
+        b"$x\r\nab\r\n",  # not a length
     ],
 )
-def test_count_flat_declines_what_it_cannot_count(chunk: bytes) -> None:
+def test_count_flat_declines_what_it_cannot_count(counter: str, chunk: bytes) -> None:
     assert ReplyScanner().count_flat(chunk) is None
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        b"$1000\r\n" + b"z" * 1000 + b"\r\n",  # beyond the regex's lengths
+        b"*1\r\n$1\r\na\r\n",  # aggregates
+        b"=7\r\ntxt:abc\r\n",  # verbatim strings
+    ],
+)
+def test_only_the_c_counter_takes_aggregates_and_long_values(counter: str, chunk: bytes) -> None:
+    expected = 1 if counter == "c" else None
+    assert ReplyScanner().count_flat(chunk) == expected
 
 
 def test_count_flat_only_between_replies() -> None:

@@ -236,3 +236,14 @@ def test_client_reply_skip_keeps_order(proxy: FaultProxy, raw: RawClient) -> Non
         b"CLIENT REPLY SKIP\r\nSET a 1\r\nGET a\r\nCLIENT REPLY OFF\r\nSET b 1\r\nCLIENT REPLY ON\r\nPING\r\n"
     )
     assert raw.read(3) == [b"fake", b"OK", b"PONG"]
+
+
+def test_upstream_goes_over_the_unix_socket_when_given(proxy: FaultProxy) -> None:
+    """The server sees the proxy's connection on the socket it was given (or on TCP)."""
+    c = client(proxy)
+    info = c.client_info()
+    if proxy.upstream_unix:
+        assert info["addr"].startswith(proxy.upstream_unix)
+    else:
+        assert info["addr"].startswith("127.0.0.1:")
+    c.close()

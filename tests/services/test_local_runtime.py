@@ -96,6 +96,36 @@ def test_stop_kills_the_process_and_removes_the_temp_dir(use_system: str, suite_
     assert running.stopped
 
 
+def test_also_listens_on_a_unix_socket_for_the_proxy(use_system: str, suite_id: str) -> None:
+    running = start_redis(redis_service(interfaces=("main", "replica_view")), "local", suite_id=suite_id)
+    assert isinstance(running, ProcessRedis)
+    ep = running.endpoints["main"]
+    assert ep.unix == str(running.workdir / "redis.sock")
+    assert running.endpoints["replica_view"].unix == ep.unix
+    assert oct(os.stat(ep.unix).st_mode & 0o777) == "0o700"  # only our user may connect
+    client = redis.Redis(unix_socket_path=ep.unix)
+    assert client.ping() is True
+    client.set("k", "v")
+    assert redis.Redis(ep.host, ep.port).get("k") == b"v"  # the same server
+    client.close()
+    running.stop()
+    assert not os.path.exists(ep.unix)
+
+
+def test_a_workdir_too_long_for_a_socket_path_means_tcp_only(
+    use_system: str, suite_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    with start_redis(redis_service(), "local", suite_id=suite_id) as running:
+        ep = running.endpoints["main"]
+        assert str(running.workdir).startswith(str(deep))  # type: ignore[attr-defined]
+        assert ep.unix is None
+        assert redis.Redis(ep.host, ep.port).ping() is True
+
+
 def test_binary_from_path(
     system_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite_id: str
 ) -> None:
