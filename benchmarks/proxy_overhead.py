@@ -9,7 +9,7 @@ alternate, round by round, and every throughput is printed as a ratio to the dir
 run of the same round (median over rounds). Then a 50 MB value passes the no-rule
 proxy while its resident memory is sampled.
 
-    python benchmarks/proxy_overhead.py [--rounds 3] [--quick]
+    python benchmarks/proxy_overhead.py [--rounds 5] [--quick]
 
 REDTEST_PROXY_PURE_PYTHON=1 measures the proxies without their C counters.
 """
@@ -434,7 +434,7 @@ def memory_check(port: int, pid: int, size: int) -> tuple[float, float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="fewer requests")
     ap.add_argument(
         "--relay",

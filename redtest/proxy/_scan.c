@@ -63,6 +63,8 @@ static PyObject *count_commands(PyObject *module, PyObject *const *args, Py_ssiz
     const char *p = PyBytes_AS_STRING(args[0]);
     const char *end = p + PyBytes_GET_SIZE(args[0]);
     long count = 0;
+    const char *last_name = NULL; /* the last name found in `names` */
+    long long last_len = -1;
     if (p == end)
         return PyLong_FromLong(-1);
     while (p < end) {
@@ -78,7 +80,8 @@ static PyObject *count_commands(PyObject *module, PyObject *const *args, Py_ssiz
             p = read_number(p + 1, end, 0, &len);
             if (p == NULL || end - p < len + 2 || p[len] != '\r' || p[len + 1] != '\n')
                 return PyLong_FromLong(-1);
-            if (i == 0) {
+            if (i == 0 && !(len == last_len && memcmp(p, last_name, (size_t)len) == 0)) {
+                /* a pipeline mostly repeats one name: look up only a name that changed */
                 PyObject *name = PyBytes_FromStringAndSize(p, (Py_ssize_t)len);
                 if (name == NULL)
                     return NULL;
@@ -88,6 +91,8 @@ static PyObject *count_commands(PyObject *module, PyObject *const *args, Py_ssiz
                     return NULL;
                 if (!known)
                     return PyLong_FromLong(-1);
+                last_name = p;
+                last_len = len;
             }
             p += len + 2;
         }

@@ -415,6 +415,33 @@ class ClientConnection(asyncio.Protocol):
             if self.inbox_size > _HIGH_WATER:
                 self.pause_client(2)
             return
+        up = self.up
+        if (
+            count_commands is not None
+            and up is not None
+            and not self.buf
+            and not self.streamed
+            and not self.py_mode
+            and not self.raw_mode
+            and not self.reply_off
+            and not self.skip_next
+            and not self.uout
+            and not self.cout
+            and self.plans_rules is self.proxy.rules
+        ):
+            # The usual chunk: whole commands whose names need no decision. C counts
+            # them without building an object per argument; hiredis stays untouched
+            # (it is between commands, as is this chunk). _expect, inlined.
+            n = count_commands(data, self.fast)
+            if n > 0:
+                if not self.opaque:
+                    fifo = self.fifo
+                    if fifo and type(fifo[-1]) is int:
+                        fifo[-1] += n
+                    else:
+                        fifo.append(n)
+                up.write(data)
+                return
         self._handle(data)
         if self.uout:
             self._flush_up()
@@ -425,26 +452,6 @@ class ClientConnection(asyncio.Protocol):
         if self.raw_mode:
             self._up(data)
             return
-        if (
-            count_commands is not None
-            and not self.buf
-            and not self.streamed
-            and not self.py_mode
-            and not self.reply_off
-            and not self.skip_next
-            and self.plans_rules is self.proxy.rules
-        ):
-            # The usual chunk: whole commands whose names need no decision. C counts
-            # them without building an object per argument; hiredis stays untouched
-            # (it is between commands, as is this chunk).
-            n = count_commands(data, self.fast)
-            if n > 0:
-                self._expect(n)
-                if self.uout or self.up is None:
-                    self._up(data)
-                else:
-                    self.up.write(data)
-                return
         if self.py_mode or (not self.buf and not self.streamed and data[0] != 0x2A):
             self.buf += data
             self._handle_py()
