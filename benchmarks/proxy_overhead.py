@@ -336,6 +336,29 @@ def start_proxy(upstream: int, mode: str, unix: str) -> tuple[subprocess.Popen[s
     return proc, int(proc.stdout.readline())
 
 
+def start_haproxy(upstream: int, tmp: str) -> tuple[subprocess.Popen[bytes], int]:
+    """haproxy in TCP mode (one thread), the C transparent proxy issue 4 compares with."""
+    binary = shutil.which("haproxy")
+    if binary is None:
+        sys.exit("--haproxy: no haproxy on PATH (apt-get install haproxy)")
+    port = free_port()
+    cfg = Path(tmp) / "haproxy.cfg"
+    cfg.write_text(
+        "global\n  nbthread 1\n"
+        "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
+        f"listen redis\n  bind 127.0.0.1:{port}\n  server s1 127.0.0.1:{upstream}\n"
+    )
+    proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    sys.exit("haproxy did not start")
+
+
 def redis_benchmark(port: int, pipeline: int, requests: int) -> dict[str, float]:
     out = subprocess.run(
         [
@@ -445,6 +468,11 @@ def main() -> None:
         f"comma-separated variants of {', '.join(RELAYS)} (default protocol)",
     )
     ap.add_argument(
+        "--haproxy",
+        action="store_true",
+        help="also measure haproxy in TCP mode (a C transparent proxy; needs haproxy on PATH)",
+    )
+    ap.add_argument(
         "--pipelines",
         default="1,16",
         help="redis-benchmark pipeline depths, comma-separated (default 1,16)",
@@ -481,9 +509,15 @@ def main() -> None:
         pids = {"direct": server.pid} | {
             t: proc.pid for t, (proc, _) in zip(list(ports)[1:], proxies, strict=True)
         }
+        haproxy = start_haproxy(port, tmp) if args.haproxy else None
+        if haproxy is not None:
+            ports["haproxy"], pids["haproxy"] = haproxy[1], haproxy[0].pid
         try:
             run(args.rounds, scale, ports, pids, pipelines, not args.no_extras)
         finally:
+            if haproxy is not None:
+                haproxy[0].terminate()
+                haproxy[0].wait(10)
             for p, _ in proxies:
                 assert p.stdin is not None
                 p.stdin.close()

@@ -92,6 +92,17 @@ def test_the_example_scenarios_pass(cli, tmp_path, stop_kept_seed_reset_server) 
     assert data["counts"]["failed"] == 0 and data["counts"]["error"] == 0
 
 
+def test_the_fault_scenarios_pass_with_the_pure_python_proxy(cli) -> None:
+    """REDTEST_PROXY_PURE_PYTHON=1 (or an install without a C compiler): same results."""
+    result = cli(
+        ["run", "scenarios/faults.yaml", "scenarios/methods.yaml"],
+        env={"REDTEST_PROXY_PURE_PYTHON": "1"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "14 passed" in result.stdout
+
+
 def test_the_readme_example_runs(cli, tmp_path) -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]

@@ -186,3 +186,13 @@ def test_count_replies_leaves_pushes_and_attributes_to_the_scanner() -> None:
     deep = b"*1\r\n" * 100 + b"+x\r\n"  # nesting beyond what C tracks
     assert resp.count_replies(deep) == -1
     assert len(ReplyScanner().scan(deep)) == 1
+
+
+def test_the_environment_variable_turns_the_counters_off() -> None:
+    import subprocess
+    import sys
+
+    code = "from redtest.proxy import conn, resp; print(resp.count_replies, conn.count_commands)"
+    env = dict(os.environ, REDTEST_PROXY_PURE_PYTHON="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["None", "None"], out.stderr
