@@ -54,10 +54,12 @@ static const char *read_number(const char *p, const char *end, int allow_negativ
 
 static PyObject *count_commands(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyAnySet_Check(args[1])) {
+    if (nargs != 2 || !PyAnySet_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "count_commands(data: bytes, names: set)");
         return NULL;
     }
+    if (!PyBytes_Check(args[0])) /* other bytes-like objects: the general path */
+        return PyLong_FromLong(-1);
     (void)module;
     PyObject *names = args[1];
     const char *p = PyBytes_AS_STRING(args[0]);
@@ -103,10 +105,12 @@ static PyObject *count_commands(PyObject *module, PyObject *const *args, Py_ssiz
 
 static PyObject *count_replies(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 1 || !PyBytes_Check(args[0])) {
+    if (nargs != 1) {
         PyErr_SetString(PyExc_TypeError, "count_replies(data: bytes)");
         return NULL;
     }
+    if (!PyBytes_Check(args[0])) /* other bytes-like objects: the general path */
+        return PyLong_FromLong(-1);
     (void)module;
     const char *p = PyBytes_AS_STRING(args[0]);
     const char *end = p + PyBytes_GET_SIZE(args[0]);

@@ -118,8 +118,11 @@ def test_count_commands_refuses_what_needs_the_general_path() -> None:
         b"*2\r\n$3\r\nGET\r\n$9999999999999\r\n",
     ):
         assert resp.count_commands(chunk, names) == -1, chunk
+    # Only bytes take the C path; other bytes-like data goes the general way.
+    assert resp.count_commands(bytearray(b"*1\r\n$4\r\nPING\r\n"), names) == -1  # type: ignore[arg-type]
+    assert resp.count_replies(memoryview(b"+OK\r\n")) == -1  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        resp.count_commands(bytearray(b"*1\r\n$4\r\nPING\r\n"), names)  # type: ignore[arg-type]
+        resp.count_commands(b"*1\r\n$4\r\nPING\r\n", [b"PING"])  # type: ignore[arg-type]
 
 
 def _reply(rng: random.Random, depth: int = 0) -> bytes:
