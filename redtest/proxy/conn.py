@@ -339,7 +339,7 @@ class ClientConnection(asyncio.Protocol):
         if not fifo or (len(fifo) == 1 and type(fifo[0]) is int):
             # Nothing waits behind these replies: forward untouched, only count them.
             scanner = self.scanner
-            n = scanner.count_flat(data)
+            n = scanner.count_complete(data)
             if n is None:
                 try:
                     n = len(scanner.scan(data)) - scanner.pushes

@@ -213,7 +213,7 @@ class ReplyScanner:
         self._top_push = False  # the top-level frame being read is a push
         self.pushes = 0  # push frames completed in the last scan
 
-    def count_flat(self, data: bytes) -> int | None:
+    def count_complete(self, data: bytes) -> int | None:
         """The number of replies in `data` when it is a run of complete replies, else None.
 
         Only valid between replies (no state carried from earlier chunks); the state is

@@ -121,7 +121,7 @@ FLAT = [
 
 @pytest.fixture(params=["c", "python"])
 def counter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """count_flat with the C counter of _scan.c, and with the pure-Python fallback."""
+    """count_complete with the C counter of _scan.c, and with the pure-Python fallback."""
     if request.param == "python":
         monkeypatch.setattr(resp, "count_replies", None)
     elif resp.count_replies is None:
@@ -129,13 +129,13 @@ def counter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     return str(request.param)
 
 
-def test_count_flat_agrees_with_scan(counter: str) -> None:
+def test_count_complete_agrees_with_scan(counter: str) -> None:
     import random
 
     rng = random.Random(7)
     for _ in range(300):
         chunk = b"".join(rng.choice(FLAT) for _ in range(rng.randint(1, 20)))
-        assert ReplyScanner().count_flat(chunk) == len(ReplyScanner().scan(chunk))
+        assert ReplyScanner().count_complete(chunk) == len(ReplyScanner().scan(chunk))
 
 
 @pytest.mark.parametrize(
@@ -151,8 +151,8 @@ def test_count_flat_agrees_with_scan(counter: str) -> None:
         b"$x\r\nab\r\n",  # not a length
     ],
 )
-def test_count_flat_declines_what_it_cannot_count(counter: str, chunk: bytes) -> None:
-    assert ReplyScanner().count_flat(chunk) is None
+def test_count_complete_declines_what_it_cannot_count(counter: str, chunk: bytes) -> None:
+    assert ReplyScanner().count_complete(chunk) is None
 
 
 @pytest.mark.parametrize(
@@ -165,12 +165,12 @@ def test_count_flat_declines_what_it_cannot_count(counter: str, chunk: bytes) ->
 )
 def test_only_the_c_counter_takes_aggregates_and_long_values(counter: str, chunk: bytes) -> None:
     expected = 1 if counter == "c" else None
-    assert ReplyScanner().count_flat(chunk) == expected
+    assert ReplyScanner().count_complete(chunk) == expected
 
 
-def test_count_flat_only_between_replies() -> None:
+def test_count_complete_only_between_replies() -> None:
     scanner = ReplyScanner()
     assert scanner.scan(b"$6\r\nabc") == []  # inside a bulk: a flat-looking chunk is payload
-    assert scanner.count_flat(b"+OK\r\n") is None
+    assert scanner.count_complete(b"+OK\r\n") is None
     assert scanner.scan(b"def\r\n+OK\r\n") == [5, 10]
-    assert scanner.count_flat(b"+OK\r\n+OK\r\n") == 2
+    assert scanner.count_complete(b"+OK\r\n+OK\r\n") == 2
