@@ -336,17 +336,20 @@ def start_proxy(upstream: int, mode: str, unix: str) -> tuple[subprocess.Popen[s
     return proc, int(proc.stdout.readline())
 
 
-def start_haproxy(upstream: int, tmp: str) -> tuple[subprocess.Popen[bytes], int]:
-    """haproxy in TCP mode (one thread), the C transparent proxy issue 4 compares with."""
+def start_haproxy(upstream: str, tmp: str) -> tuple[subprocess.Popen[bytes], int]:
+    """haproxy in TCP mode (one thread), the C transparent proxy issue 4 compares with.
+
+    `upstream` is 127.0.0.1:PORT or a Unix socket path (haproxy takes both as a server).
+    """
     binary = shutil.which("haproxy")
     if binary is None:
         sys.exit("--haproxy: no haproxy on PATH (apt-get install haproxy)")
     port = free_port()
-    cfg = Path(tmp) / "haproxy.cfg"
+    cfg = Path(tmp) / f"haproxy-{port}.cfg"
     cfg.write_text(
         "global\n  nbthread 1\n"
         "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
-        f"listen redis\n  bind 127.0.0.1:{port}\n  server s1 127.0.0.1:{upstream}\n"
+        f"listen redis\n  bind 127.0.0.1:{port}\n  server s1 {upstream}\n"
     )
     proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL)
     for _ in range(100):
@@ -470,7 +473,8 @@ def main() -> None:
     ap.add_argument(
         "--haproxy",
         action="store_true",
-        help="also measure haproxy in TCP mode (a C transparent proxy; needs haproxy on PATH)",
+        help="also measure haproxy in TCP mode, over the Unix socket and over TCP to the "
+        "server (a C transparent proxy; needs haproxy on PATH)",
     )
     ap.add_argument(
         "--pipelines",
@@ -509,15 +513,17 @@ def main() -> None:
         pids = {"direct": server.pid} | {
             t: proc.pid for t, (proc, _) in zip(list(ports)[1:], proxies, strict=True)
         }
-        haproxy = start_haproxy(port, tmp) if args.haproxy else None
-        if haproxy is not None:
-            ports["haproxy"], pids["haproxy"] = haproxy[1], haproxy[0].pid
+        haproxies = []
+        if args.haproxy:  # both upstreams, to compare like with like
+            for name, up in (("haproxy", unix), ("haproxy, TCP up", f"127.0.0.1:{port}")):
+                haproxies.append(start_haproxy(up, tmp))
+                ports[name], pids[name] = haproxies[-1][1], haproxies[-1][0].pid
         try:
             run(args.rounds, scale, ports, pids, pipelines, not args.no_extras)
         finally:
-            if haproxy is not None:
-                haproxy[0].terminate()
-                haproxy[0].wait(10)
+            for proc, _ in haproxies:
+                proc.terminate()
+                proc.wait(10)
             for p, _ in proxies:
                 assert p.stdin is not None
                 p.stdin.close()
