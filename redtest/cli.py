@@ -7,6 +7,7 @@ Exit statuses (SPEC §10): 0 all passed · 1 a test failed · 2 invalid files or
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -94,6 +95,9 @@ def _load(paths: tuple[str, ...]) -> list[Any]:
 def validate(paths: tuple[str, ...]) -> None:
     """Check files against the schema and their references; start nothing."""
     suites = _load(paths)
+    if not suites:  # a folder with nothing in it: "0 valid" would pass a CI check by mistake
+        where = ", ".join(str(p) for p in _paths(paths))
+        _fail(f"no redtest files (*.yaml, *.yml) found in {where}", 2)
     tests = sum(len(s.scenarios) + len(s.fault_scenarios) for s in suites)
     click.echo(f"{len(suites)} file(s) valid, {tests} test(s)")
 
@@ -190,6 +194,10 @@ def run(
     from redtest.runner import RunOptions, Selection, plan
     from redtest.runner import run as run_suites
 
+    reports = {"JUnit XML": junit_xml, "JSON": json_path, "HTML": html}
+    for kind, target in reports.items():
+        if target:
+            _check_report_path(kind, target)
     suites = _load(paths)
     if not plan(suites, Selection(keyword, tags, matrix)):
         _fail("no tests selected: check the paths, -k and --tag", 2)
@@ -202,7 +210,9 @@ def run(
     )
     listeners = _reporters(verbose=-1 if quiet else verbose, no_color=no_color, matrix=matrix)
     result, start_failed = run_suites(suites, options, listeners)
-    _write_reports(result, junit_xml, json_path, html)
+    unwritten = _write_reports(result, reports)
+    if unwritten:
+        _fail(" ".join(unwritten), 2)
     if start_failed:
         sys.exit(3)
     sys.exit(0 if result.passed else 1)
@@ -215,19 +225,36 @@ def _reporters(*, verbose: int, no_color: bool, matrix: bool) -> list[Any]:
     return [ConsoleReporter(console, verbosity=verbose, matrix=matrix)]
 
 
-def _write_reports(result: Any, junit_xml: str | None, json_path: str | None, html: str | None) -> None:
-    if junit_xml:
-        from redtest.report.junit import write_junit
+def _check_report_path(kind: str, target: str) -> None:
+    """Fail before anything runs when a report could not be written where asked."""
+    path = Path(target).absolute()
+    folder = path.parent
+    while not folder.exists():  # the writers create missing folders
+        folder = folder.parent
+    if not folder.is_dir():
+        _fail(f"cannot write the {kind} report to {target}: {folder} is a file, not a folder", 2)
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        _fail(f"cannot write the {kind} report to {target}: permission denied", 2)
 
-        write_junit(result, junit_xml)
-    if json_path:
-        from redtest.report.json_report import write_json
 
-        write_json(result, json_path)
-    if html:
-        from redtest.report.html import write_html
+def _write_reports(result: Any, reports: dict[str, str | None]) -> list[str]:
+    """Write every report asked for; return one sentence per report that could not be written."""
+    if not any(reports.values()):
+        return []
+    from redtest.report.html import write_html
+    from redtest.report.json_report import write_json
+    from redtest.report.junit import write_junit
 
-        write_html(result, html)
+    writers = {"JUnit XML": write_junit, "JSON": write_json, "HTML": write_html}
+    unwritten = []
+    for kind, target in reports.items():
+        if not target:
+            continue
+        try:
+            writers[kind](result, target)
+        except OSError as exc:  # the disk filled up, the folder went away...
+            unwritten.append(f"cannot write the {kind} report to {target}: {exc.strerror or exc}.")
+    return unwritten
 
 
 if __name__ == "__main__":

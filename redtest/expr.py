@@ -24,7 +24,7 @@ import json
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,16 +207,26 @@ class ServiceFacade:
 # -- compiling ------------------------------------------------------------------------------
 
 
-def compile_expression(source: str, loc: Location, scope: Scope) -> CompiledExpression:
-    """Parse and check one assertion; raise SpecError at the offending position."""
+def compile_expression(
+    source: str,
+    loc: Location,
+    scope: Scope,
+    chars: Sequence[tuple[int, int]] | None = None,
+) -> CompiledExpression:
+    """Parse and check one assertion; raise SpecError at the offending position.
+
+    `chars` gives the file (line, column) of each character of `source` when the YAML
+    scalar spread over several lines (block and folded scalars, folded quoted strings).
+    """
     if not isinstance(source, str):
         raise SpecError("an assertion must be a string holding one expression", loc)
     if not source.strip():
         raise SpecError("empty assertion", loc)
     if len(source) > MAX_SOURCE_CHARS:
         raise SpecError(f"assertion is longer than {MAX_SOURCE_CHARS} characters", loc)
-    tree = _parse(source, loc)
-    checker = _Checker(source, loc, scope)
+    locate = _locator(source, loc, chars)
+    tree = _parse(source, loc, locate)
+    checker = _Checker(source, loc, scope, locate)
     try:
         checker.check(tree, depth=0, top=True)
     except RecursionError:
@@ -242,17 +252,19 @@ def _prepare(source: str) -> tuple[str, int]:
     return text, len(flat) - len(text)
 
 
-def _parse(source: str, loc: Location) -> ast.expr:
+def _parse(source: str, loc: Location, locate: Callable[[int], Location]) -> ast.expr:
     text, lead = _prepare(source)
     try:
         return ast.parse(text, mode="eval").body
     except SyntaxError as exc:
-        raise _syntax_error(source, loc, exc, lead) from None
+        raise _syntax_error(source, loc, exc, lead, locate) from None
     except (RecursionError, MemoryError, ValueError):
         raise SpecError("expression is too complex to parse", loc) from None
 
 
-def _syntax_error(source: str, loc: Location, exc: SyntaxError, lead: int) -> SpecError:
+def _syntax_error(
+    source: str, loc: Location, exc: SyntaxError, lead: int, locate: Callable[[int], Location]
+) -> SpecError:
     """Name the statement when the user wrote one (`import os`, `x = 1`), else Python's message."""
     try:
         body = ast.parse(source.strip(), mode="exec").body
@@ -268,7 +280,7 @@ def _syntax_error(source: str, loc: Location, exc: SyntaxError, lead: int) -> Sp
         offset = lead + exc.offset - 1
     else:  # 0: the text ended too early
         offset = len(source.rstrip())
-    where = _position(source, loc, offset)
+    where = locate(offset)
     msg = exc.msg or "invalid syntax"
     return SpecError(f"invalid expression: {msg}", where)
 
@@ -277,6 +289,23 @@ def _char_offset(source: str, col_offset: int) -> int:
     """A node's col_offset (UTF-8 bytes into the parsed text) as a character offset into source."""
     text, lead = _prepare(source)
     return lead + len(text.encode("utf-8")[:col_offset].decode("utf-8", "ignore"))
+
+
+def _locator(
+    source: str, loc: Location, chars: Sequence[tuple[int, int]] | None
+) -> Callable[[int], Location]:
+    """Character offset into `source` -> file position."""
+    if not chars or len(chars) != len(source):
+        return lambda offset: _position(source, loc, offset)
+
+    def locate(offset: int) -> Location:
+        if offset < len(chars):
+            line, col = chars[max(0, offset)]
+            return Location(loc.file, line, col)
+        line, col = chars[-1]  # just past the end
+        return Location(loc.file, line, col + 1)
+
+    return locate
 
 
 def _position(source: str, loc: Location, offset: int) -> Location:
@@ -292,9 +321,12 @@ def _position(source: str, loc: Location, offset: int) -> Location:
 class _Checker:
     """Load-time checks: every node is on the whitelist, every name and method exists."""
 
-    def __init__(self, source: str, loc: Location, scope: Scope) -> None:
+    def __init__(
+        self, source: str, loc: Location, scope: Scope, locate: Callable[[int], Location]
+    ) -> None:
         self.source = source
         self.loc = loc
+        self.locate = locate
         self.scope = scope
         self.used: set[str] = set()
         self.calls: dict[tuple[int, int], _InterfaceCall] = {}
@@ -307,7 +339,7 @@ class _Checker:
         where = (
             self.loc
             if col is None
-            else _position(self.source, self.loc, _char_offset(self.source, col))
+            else self.locate(_char_offset(self.source, col))
         )
         return SpecError(message, where)
 

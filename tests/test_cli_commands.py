@@ -70,6 +70,14 @@ def test_unknown_path_is_an_error(cli, tmp_path) -> None:
     assert "missing.yaml" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_validate_a_folder_without_files_is_an_error(cli, tmp_path) -> None:
+    result = cli(["validate", str(tmp_path)])
+    assert result.returncode == 2
+    assert f"no redtest files (*.yaml, *.yml) found in {tmp_path}" in result.stderr
+    (tmp_path / "lib.yaml").write_text("version: 1\n")  # a library alone is fine
+    assert cli(["validate", str(tmp_path)]).returncode == 0
+
+
 @pytest.fixture
 def stop_kept_seed_reset_server():
     """scenarios/seed_reset.yaml keeps its server (reuse: true); tests leave nothing behind."""

@@ -203,7 +203,7 @@ class ConsoleReporter(BaseListener):
         where = f"{r.test.loc.file}:{r.test.loc.line}"
         head = Text(f"{where}  {r.test.kind}", style="dim")
         if r.test.description:
-            head.append(f"  — {r.test.description}")
+            head.append(f"  — {clean(r.test.description)}")
         parts.append(head)
         faults = faults_line(r)
         if faults:

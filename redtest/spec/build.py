@@ -487,7 +487,8 @@ class _Builder:
         for i, source in enumerate(items):
             loc = doc.positions.text_start((*path, i))
             try:
-                compiled = expr.compile_expression(source, loc, scope)
+                chars = doc.positions.chars.get((*path, i))
+                compiled = expr.compile_expression(source, loc, scope, chars)
             except SpecError as exc:
                 self.ctx.errors.append(exc)
                 continue

@@ -39,6 +39,8 @@ class Positions:
     values: dict[PathKey, Location] = field(default_factory=dict)
     keys: dict[PathKey, Location] = field(default_factory=dict)
     quoted: set[PathKey] = field(default_factory=set)  # scalars written in quotes
+    # (line, column) of each character of scalars written over several lines
+    chars: dict[PathKey, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     def text_start(self, path: PathKey) -> Location:
         """Where a scalar's text begins: one past its opening quote, if it has one."""
@@ -84,6 +86,42 @@ class Document:
         return self.path.parent
 
 
+_MAX_MAPPED_CHARS = 20_000
+
+
+def _char_positions(node: ScalarNode) -> tuple[tuple[int, int], ...] | None:
+    """The file (line, column) of each character of a scalar written over several lines.
+
+    YAML folds and indents such scalars, so a character's offset in the value says
+    nothing about its line. Each value character is matched to the next equal character
+    of the raw text; what the value lacks (indentation, indicators, quotes, escapes) is
+    skipped. None when the two cannot be aligned.
+    """
+    start, end = node.start_mark, node.end_mark
+    buffer, value = start.buffer, node.value
+    if buffer is None or not isinstance(value, str) or len(value) > _MAX_MAPPED_CHARS:
+        return None
+    j, line, col = start.index, start.line + 1, start.column + 1
+    if node.style in ("|", ">"):  # the content starts on the line after the indicator
+        nl = buffer.find("\n", j, end.index)
+        if nl < 0:
+            return None
+        j, line, col = nl + 1, line + 1, 1
+    elif node.style in ("'", '"'):
+        j, col = j + 1, col + 1
+    out = []
+    for ch in value:
+        while j < end.index and buffer[j] != ch:
+            line, col = (line + 1, 1) if buffer[j] == "\n" else (line, col + 1)
+            j += 1
+        if j >= end.index:
+            return None
+        out.append((line, col))
+        line, col = (line + 1, 1) if ch == "\n" else (line, col + 1)
+        j += 1
+    return tuple(out)
+
+
 class _Builder:
     """Turns composed nodes into plain data, recording positions."""
 
@@ -107,6 +145,10 @@ class _Builder:
         if isinstance(node, ScalarNode):
             if node.style in ("'", '"'):
                 self.positions.quoted.add(path)
+            if node.start_mark.line != node.end_mark.line:
+                chars = _char_positions(node)
+                if chars is not None:
+                    self.positions.chars[path] = chars
             return self._scalar(node)
         if isinstance(node, SequenceNode):
             self._check_tag(node, "tag:yaml.org,2002:seq")
@@ -179,11 +221,21 @@ def load_document(path: Path, display: str | None = None) -> Document:
     """Load one YAML file safely; raises SpecError with file:line:col."""
     display = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"file not found: {path}", Location(display, 1, 1)) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise SpecError(f"cannot read {path}: {exc}", Location(display, 1, 1)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Point at the offending byte, as for any other error in the file.
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(
+            f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x} here); save it as UTF-8",
+            Location(display, line, column),
+        ) from None
     return parse_document(text, path, display)
 
 
@@ -195,7 +247,10 @@ def parse_document(text: str, path: Path, display: str | None = None) -> Documen
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
         error = _yaml_error(exc, display)
-        line = text.splitlines()[error.location.line - 1] if error.location else ""
+        lines = text.splitlines()
+        # The error may sit past the last line (end of stream after a final newline).
+        at = error.location.line - 1 if error.location else -1
+        line = lines[at] if 0 <= at < len(lines) else ""
         if error.location and ": " in line and "(" in line:
             error.message += (
                 ". An expression that holds ': ' (a dict literal, say) must be quoted, "

@@ -120,6 +120,14 @@ def test_names_are_not_markup(run: RunResult) -> None:
     assert "scenarios/basic.yaml::[bold]odd[/bold]" in out
 
 
+def test_description_control_characters_are_shown_not_sent(run: RunResult) -> None:
+    failed = next(t for t in run.tests if t.status == "failed")
+    failed.test.description = "fs \x1b[34mblue\x00 nul"
+    out = render(run)
+    assert "\x1b" not in out and "\x00" not in out
+    assert "fs blue\\x00 nul" in out
+
+
 @pytest.mark.parametrize("how", ["no_color_env", "no_color_flag", "quiet", "not_a_terminal"])
 def test_plain_text_without_escape_codes(run: RunResult, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     stream = io.StringIO()

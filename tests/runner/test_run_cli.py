@@ -159,6 +159,30 @@ def test_invalid_file_exit_2_before_starting_anything(cli, tmp_path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_report_path_under_a_file_is_a_usage_error_before_running(cli, tmp_path) -> None:
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / "afile" / "report.json"
+    result = cli(["run", str(SUITES / "failing.yaml"), "-k", "a_passes", "--json", str(target)])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot write the JSON report to {target}" in result.stderr
+    assert "is a file, not a folder" in result.stderr
+    assert "passed" not in result.stdout  # refused before anything ran
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_report_that_fails_to_write_is_reported_and_others_are_written(cli, tmp_path) -> None:
+    junit = tmp_path / "junit.xml"
+    result = cli(
+        ["run", str(SUITES / "failing.yaml"), "-k", "a_passes", "--runtime", "embedded",
+         "--json", "/dev/full", "--junit-xml", str(junit)]
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot write the JSON report to /dev/full: No space left on device." in result.stderr
+    assert "internal error" not in result.stderr
+    assert "<testsuites" in junit.read_text()
+
+
 def test_service_start_failure_is_exit_3(cli, tmp_path) -> None:
     fake = tmp_path / "redis-server"
     fake.write_text("#!/bin/sh\necho 'no redis here' >&2\nexit 1\n")

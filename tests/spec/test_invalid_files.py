@@ -42,3 +42,13 @@ def test_only_true_and_false_are_booleans(tmp_path) -> None:
 
     doc = parse_document("a: yes\nb: no\nc: on\nd: true\ne: False\n", tmp_path / "x.yaml")
     assert doc.data == {"a": "yes", "b": "no", "c": "on", "d": True, "e": False}
+
+
+def test_non_utf8_file_names_the_bad_byte(tmp_path, cli) -> None:
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"version: 1\n\n\n\n# caf\xe9 line 5\n")
+    result = cli(["validate", str(bad)])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{bad}:5:6:" in result.stderr, result.stderr
+    assert "not UTF-8 (byte 0xe9" in result.stderr
