@@ -5,13 +5,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from redtest import __version__
 from redtest.errors import ServiceError
 from redtest.results import Listener, PlannedTest, RunResult, ServiceInfo, TestResult
+from redtest.runner.cleanup import CleanupStack
 from redtest.runner.environment import Environment, provision
 from redtest.runner.execute import run_test
 from redtest.runner.plan import Selection, plan_suite
@@ -74,7 +74,7 @@ def run(
         if stop:
             results.extend(_skip(t, "not run: --fail-fast stopped the run", events) for t in tests)
             continue
-        with ExitStack() as stack:
+        with CleanupStack() as stack:
             try:
                 env = provision(suite, stack, runtime=options.runtime, keep=options.keep_services)
             except ServiceError as exc:

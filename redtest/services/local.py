@@ -20,6 +20,7 @@ from redtest.errors import Location, ServiceError
 from redtest.services import reuse_state
 from redtest.services.health import wait_redis_ping
 from redtest.services.runtime import (
+    HURRY,
     Endpoint,
     RunningService,
     free_port,
@@ -220,6 +221,9 @@ def _start_new(
                     f"{exc.message}; server output:\n{output[-_LOG_TAIL:].strip()}", exc.location
                 ) from None
             raise
+        except BaseException:  # Ctrl-C or SIGTERM while waiting: no one else knows this server yet
+            running.stop()
+            raise
     assert last_error is not None
     raise last_error
 
@@ -272,12 +276,14 @@ def _die_with_parent_preexec():  # type: ignore[no-untyped-def]
 def _kill_group(pid: int, proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
     """SIGTERM the process group, then SIGKILL after `grace` seconds; reap our child."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
+        if sig == signal.SIGTERM and HURRY.is_set():
+            continue
         try:
             os.killpg(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (sig == signal.SIGKILL or not HURRY.is_set()):
             if proc is not None:
                 if proc.poll() is not None:
                     return

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from redtest.errors import ServiceError
 from redtest.services.health import wait_http, wait_tcp
-from redtest.services.runtime import Endpoint, RunningService, free_port  # noqa: F401  (re-exported for the runner)
+from redtest.services.runtime import HURRY, Endpoint, RunningService, free_port  # noqa: F401  (re-exported for the runner)
 from redtest.spec.model import DEFAULT_HEALTH_TIMEOUT, Service
 
 DEFAULT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
@@ -89,12 +89,10 @@ class RunningProcess(RunningService):
         pgid = self.pid  # start_new_session made the child leader of its own group
         deadline = time.monotonic() + self.grace
         _signal_group(pgid, signal.SIGTERM)
-        try:
-            self._popen.wait(timeout=self.grace)
-        except subprocess.TimeoutExpired:
-            pass
+        while self._popen.poll() is None and time.monotonic() < deadline and not HURRY.is_set():
+            time.sleep(0.02)
         # The leader may be gone while a child it spawned ignores SIGTERM: wait for the group.
-        while _group_alive(pgid) and time.monotonic() < deadline:
+        while _group_alive(pgid) and time.monotonic() < deadline and not HURRY.is_set():
             time.sleep(0.02)
         if self._popen.poll() is None or _group_alive(pgid):
             _signal_group(pgid, signal.SIGKILL)

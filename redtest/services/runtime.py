@@ -12,6 +12,10 @@ from redtest.spec.model import DEFAULT_HEALTH_TIMEOUT, Interface, Service
 
 RUNTIMES = ("auto", "docker", "local", "embedded")
 
+# Set by a second Ctrl-C or SIGTERM while services stop (see runner.cleanup): stop what is
+# left at once with SIGKILL instead of waiting out the grace period, as docker compose does.
+HURRY = threading.Event()
+
 
 @dataclass(frozen=True)
 class Endpoint:

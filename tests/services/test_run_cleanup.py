@@ -198,3 +198,110 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _our_processes(tmp: Path, marker: str) -> list[int]:
+    """Live processes whose command line holds `marker` (unique to one test)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_while_the_server_starts_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> None:
+    # A "redis-server" that starts a helper and never answers: the signal comes while
+    # redtest still waits for its PING, before the server is registered anywhere else.
+    marker = f"redtest-never-ready-{tmp_path.name}"
+    fake = tmp_path / "redis-server"
+    fake.write_text(f'#!/bin/sh\nsh -c "sleep 300; : {marker}" &\nexec sh -c "sleep 301; : {marker}"\n')
+    fake.chmod(0o755)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.replace("port: 6379}", "port: 6379}\n    healthcheck: {tcp: 'localhost:6379', timeout: 60s}"))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp), NO_COLOR="1", REDTEST_REDIS_SERVER=str(fake))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redtest", "run", str(suite), "-k", "quick", "--runtime", "local"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert _wait_for(lambda: len(_our_processes(tmp, marker)) >= 2), "the fake server never started"
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == (130 if sig == signal.SIGINT else 143), out.decode()
+    assert _wait_for(lambda: not _our_processes(tmp, marker), 10), _our_processes(tmp, marker)
+    assert list(tmp.iterdir()) == [], out.decode()
+
+
+STUBBORN_SUITE = """\
+version: 1
+services:
+  cache:
+    interfaces:
+      main: {protocol: redis}
+  app:
+    command: [python3, -c, "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); open('ready', 'w').close(); time.sleep(600)", "MARKER"]
+    workdir: WORKDIR
+    depends_on: [cache]
+scenarios:
+  slow:
+    steps:
+      - sleep: 60s
+"""
+
+
+def test_second_ctrl_c_hurries_the_cleanup_and_leaves_nothing(tmp_path: Path) -> None:
+    # The app ignores SIGTERM, so stopping it waits out the grace period (5 s); a second
+    # Ctrl-C in that wait must stop it at once, not abandon it (nor the server's temp dir).
+    marker = f"redtest-stubborn-{tmp_path.name}"
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(STUBBORN_SUITE.replace("MARKER", marker).replace("WORKDIR", str(tmp_path)))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp), NO_COLOR="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redtest", "run", str(suite), "--runtime", "local"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert _wait_for(lambda: (tmp_path / "ready").exists() and bool(_servers_under(tmp)))
+        time.sleep(1.0)  # into the sleep step
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)  # cleanup is waiting for the stubborn app
+        assert proc.poll() is None and _our_processes(tmp, marker), "the app should still be stopping"
+        began = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        hurried = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out.decode()
+    assert b"Traceback" not in out
+    assert hurried < 3.0, f"the second Ctrl-C did not hurry the cleanup ({hurried:.1f} s)"
+    assert _our_processes(tmp, marker) == []
+    assert _servers_under(tmp) == []
+    assert list(tmp.iterdir()) == [], out.decode()
