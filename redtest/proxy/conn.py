@@ -55,11 +55,15 @@ _REPLACE = "replace"  # swallow the next reply, write `data` instead (EXEC -> EX
 _OPAQUE = "opaque"  # from here on replies cannot be counted (RESP2 pub/sub, MONITOR)
 
 _DISCARD = encode_command(b"DISCARD")
+_PING = encode_command(b"PING")
 _EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
 
 # Decisions other than "forward with N replies" (an int).
 _FWD_OPAQUE = ("opaque",)
-_EXEC_ABORT = ("execabort",)
+_EXEC_ABORT = ("discard", _EXECABORT)  # DISCARD upstream, its reply replaced by this one
+_SILENT_DISCARD = ("discard", None)  # DISCARD upstream; the client expects no reply
+_NOTHING = ("nothing",)  # neither forwarded nor answered (replies are off)
+_SKIP = ("skip",)  # not forwarded nor answered, but the server's pending SKIP must be used
 
 _SPECIAL = {
     name: name
@@ -720,14 +724,8 @@ class ClientConnection(asyncio.Protocol):
         eff = rule.effect
         if type(eff) is DelayEffect:
             return ("delay", eff.seconds, rule.index)
-        if type(eff) is ErrorEffect:
-            if self.in_multi:
-                self.poisoned = True  # as Redis does for a command refused at queue time
-            return ("inject", encode_error(eff.message))
-        if type(eff) is ResponseEffect:
-            if self.in_multi and argv[0].upper() not in (b"EXEC", b"DISCARD", b"MULTI"):
-                return ("subst", _substitute(eff.value))
-            return ("inject", encode_value(eff.value, self.resp3))
+        if type(eff) is ErrorEffect or type(eff) is ResponseEffect:
+            return self._answer(argv, eff)
         if type(eff) is DropEffect:
             if eff.mode == "blackhole":
                 return ("blackhole",)
@@ -735,12 +733,35 @@ class ClientConnection(asyncio.Protocol):
                 return ("lose",)
         return ("close",)  # drop close, down
 
+    def _answer(self, argv: list[bytes], eff: ErrorEffect | ResponseEffect) -> Any:
+        """The proxy answers in the server's place, as the server would have (CLIENT REPLY)."""
+        skipping = self.skip_next > 0 and not self.reply_off
+        muted = self._muted(1) == 0
+        if type(eff) is ErrorEffect:
+            reply = encode_error(eff.message)
+        else:
+            reply = encode_value(eff.value, self.resp3)
+        name = argv[0].upper()
+        if self.in_multi and (name == b"EXEC" or name == b"DISCARD"):
+            # Answered here, yet it ends the transaction: end it upstream too, or every
+            # later command of this client would only be queued there.
+            self.in_multi = self.poisoned = False
+            return _SILENT_DISCARD if muted else ("discard", reply)
+        if self.in_multi and name != b"MULTI":
+            if type(eff) is ErrorEffect:
+                self.poisoned = True  # as Redis does for a command refused at queue time
+            else:  # a command that queues like the original and answers `value` at EXEC
+                return ("subst", _substitute(eff.value), 0 if muted else 1)
+        if muted:
+            return _SKIP if skipping else _NOTHING
+        return ("inject", reply)
+
     def _special(self, name: bytes, argv: list[bytes]) -> Any:
         n = len(argv)
         if name == b"EXEC":
             if self.poisoned:
                 self.in_multi = self.poisoned = False
-                return _EXEC_ABORT
+                return _SILENT_DISCARD if self._muted(1) == 0 else _EXEC_ABORT
             self.in_multi = False
             return self._muted(1)
         if name == b"DISCARD":
@@ -806,13 +827,18 @@ class ClientConnection(asyncio.Protocol):
             self._push(d[1])
         elif kind == "subst":
             self._up(d[1])
-            self._expect(1)
+            self._expect(d[2])
         elif kind == "opaque":
             self._up(raw)
             self._push(_Marker(_OPAQUE))
-        elif kind == "execabort":
-            self._up(_DISCARD)  # the server drops the queued transaction; its +OK is swallowed
-            self._push(_Marker(_REPLACE, _EXECABORT))
+        elif kind == "discard":
+            self._up(_DISCARD)  # the server drops the queued transaction
+            if d[1] is not None:  # its +OK is swallowed, the client gets d[1] instead
+                self._push(_Marker(_REPLACE, d[1]))
+        elif kind == "skip":
+            self._up(_PING)  # the server skips this reply, not the next command's
+        elif kind == "nothing":
+            pass
         elif kind == "lose":
             self._up(raw)  # executed by the server; the reply never reaches the client
             self._push(_Marker(_LOSE))

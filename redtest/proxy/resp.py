@@ -71,6 +71,9 @@ def encode_value(value: str | int | None, resp3: bool) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
 def _split_inline(line: bytes) -> list[bytes]:
     """Split an inline command like Redis' sdssplitargs: whitespace, "double" and 'single' quotes."""
     args: list[bytes] = []
@@ -87,7 +90,16 @@ def _split_inline(line: bytes) -> list[bytes]:
             if quote:
                 if c == 0x5C and quote == 0x22 and i + 1 < n:  # backslash escape in "..."
                     nxt = line[i + 1]
+                    hex_digits = line[i + 2 : i + 4]
+                    if nxt == 0x78 and len(hex_digits) == 2 and all(h in _HEX for h in hex_digits):
+                        cur.append(int(hex_digits, 16))  # \xHH
+                        i += 4
+                        continue
                     cur.append({0x6E: 10, 0x72: 13, 0x74: 9, 0x62: 8, 0x61: 7}.get(nxt, nxt))
+                    i += 2
+                    continue
+                if c == 0x5C and quote == 0x27 and line[i + 1 : i + 2] == b"'":  # \' in '...'
+                    cur.append(0x27)
                     i += 2
                     continue
                 if c == quote:

@@ -35,6 +35,26 @@ def test_parse_one_array_and_inline() -> None:
     assert parse_one(encode_command("GET", "k")[:-1], 0) is None
 
 
+def test_inline_escapes_as_redis_reads_them(redis_server: tuple[str, int]) -> None:
+    # What the server stores for each inline argument is what the proxy must match on.
+    import socket
+
+    import redis
+
+    lines = [
+        rb'"ord\x65r:1"', rb'"tab\there"', rb'"\xZZ"', rb"'it\'s'", rb'"q\"uote"', rb'"\x4a\x4B"',
+    ]
+    direct = redis.Redis(*redis_server)
+    with socket.create_connection(redis_server) as sock:
+        for i, arg in enumerate(lines):
+            sock.sendall(b"RPUSH inline:%d " % i + arg + b"\r\n")
+            assert sock.recv(64).startswith(b":")
+    for i, arg in enumerate(lines):
+        stored = direct.lrange(f"inline:{i}", 0, -1)
+        assert parse_one(b"RPUSH k " + arg + b"\r\n", 0)[0][2:] == stored, arg
+    direct.close()
+
+
 def test_parse_one_rejects_garbage() -> None:
     with pytest.raises(RespError):
         parse_one(b"*2\r\n:1\r\n", 0)

@@ -11,7 +11,7 @@ import redis
 
 from redtest.proxy.resp import encode_command
 from redtest.proxy.server import FaultProxy
-from redtest.spec.model import DelayEffect, ErrorEffect, ResponseEffect
+from redtest.spec.model import DelayEffect, Effect, ErrorEffect, ResponseEffect
 
 from .conftest import RawClient, client, rule
 
@@ -236,6 +236,59 @@ def test_client_reply_skip_keeps_order(proxy: FaultProxy, raw: RawClient) -> Non
         b"CLIENT REPLY SKIP\r\nSET a 1\r\nGET a\r\nCLIENT REPLY OFF\r\nSET b 1\r\nCLIENT REPLY ON\r\nPING\r\n"
     )
     assert raw.read(3) == [b"fake", b"OK", b"PONG"]
+
+
+@pytest.mark.parametrize(
+    "effect", [ResponseEffect(None), ErrorEffect("ERR exec refused")], ids=["nil", "error"]
+)
+@pytest.mark.parametrize("ender", [b"EXEC", b"DISCARD"])
+def test_answering_exec_ends_the_transaction_upstream(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient, effect: Effect, ender: bytes
+) -> None:
+    # `response: null` on EXEC is how a WATCH abort is faked: nothing of the transaction
+    # runs, and the connection is out of MULTI afterwards, as with Redis.
+    proxy.set_rules([rule(effect, command=ender.decode())])
+    direct.set("x", "0")
+    raw.send(b"MULTI\r\nINCR x\r\n" + ender + b"\r\nINCR x\r\nGET x\r\n")
+    out = raw.read(5)
+    assert out[:2] == [b"OK", b"QUEUED"]
+    assert out[2] is None if isinstance(effect, ResponseEffect) else str(out[2]) == "ERR exec refused"
+    assert out[3:] == [1, b"1"]  # executed at once: no longer queued
+    assert direct.get("x") == b"1"
+    c = client(proxy)  # and redis-py's pooled connection stays usable
+    if ender == b"EXEC":
+        with pytest.raises((redis.WatchError, redis.ResponseError)):
+            c.pipeline(transaction=True).incr("x").execute()
+        assert c.incr("x") == 2
+
+
+@pytest.mark.parametrize(
+    "effect", [ErrorEffect("READONLY no"), ResponseEffect(None)], ids=["error", "nil"]
+)
+def test_injected_reply_obeys_client_reply(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient, effect: Effect
+) -> None:
+    proxy.set_rules([rule(effect, command="SET")])
+    # SKIP: the skipped command gets no reply, injected or not, and the next one gets its own
+    raw.send(b"CLIENT REPLY SKIP\r\nSET k v\r\nPING\r\nECHO after-skip\r\n")
+    assert raw.read(2) == [b"PONG", b"after-skip"]
+    # OFF: nothing at all until ON
+    raw.send(b"CLIENT REPLY OFF\r\nSET k v\r\nCLIENT REPLY ON\r\nPING\r\n")
+    assert raw.read(2) == [b"OK", b"PONG"]
+    assert direct.get("k") is None  # never forwarded
+
+
+def test_answered_exec_under_client_reply_off(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient
+) -> None:
+    proxy.set_rules([rule(ErrorEffect(), command="EXEC"), rule(ErrorEffect(), command="SET")])
+    raw.send(
+        b"CLIENT REPLY OFF\r\nMULTI\r\nINCR x\r\nEXEC\r\n"  # the answered EXEC ends it
+        b"MULTI\r\nSET y 1\r\nEXEC\r\n"  # refused at queue time: EXECABORT, unseen
+        b"CLIENT REPLY ON\r\nINCR x\r\n"
+    )
+    assert raw.read(2) == [b"OK", 1]
+    assert direct.get("x") == b"1" and direct.get("y") is None
 
 
 def test_upstream_goes_over_the_unix_socket_when_given(proxy: FaultProxy) -> None:
