@@ -64,6 +64,11 @@ class CompiledRule:
         """A `down` rule without command/key filters also refuses connections."""
         return self.is_down and self.cmd_re is None and self.key_re is None
 
+    @property
+    def counted(self) -> bool:
+        """Whether `after`, `times` or `probability` pick which attempts fail."""
+        return self.after > 0 or self.times is not None or self.probability < 1.0
+
 
 class RuleSet:
     """An immutable list of compiled rules plus mutable counters; one per `set_rules` call."""
@@ -183,9 +188,19 @@ class RuleSet:
                 return r
         return None
 
-    def connection_refused(self, client: bytes = b"") -> CompiledRule | None:
-        """The `down` rule that refuses (or closes) a connection right now, if any."""
+    def connection_refused(
+        self, client: bytes = b"", *, switching_on: bool = False
+    ) -> CompiledRule | None:
+        """The `down` rule that refuses (or closes) a connection right now, if any.
+
+        When the rule is switched on, open connections are closed only by a rule that
+        fails every attempt: a counted one (`after`, `times`, `probability`) spends its
+        counts on what clients try next (a command, a new connection), not on idle
+        connections of a pool.
+        """
         for r in self.down_rules:
+            if switching_on and r.counted:
+                continue
             if r.client_re is not None and not r.client_re.match(client):
                 continue
             if self._fires(r):

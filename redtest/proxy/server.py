@@ -166,7 +166,7 @@ class FaultProxy:
         self.rules = ruleset
         if ruleset.down_rules:  # `down`: open connections go at once
             for conn in list(self.conns):
-                if ruleset.connection_refused(conn.name) is not None:
+                if ruleset.connection_refused(conn.name, switching_on=True) is not None:
                     conn.abort()
 
     def hit_counts(self) -> list[int]:

@@ -133,6 +133,33 @@ def test_down_for_a_while(proxy: FaultProxy) -> None:
     assert client(proxy).ping()
 
 
+def test_down_with_times_counts_attempts_not_idle_connections(proxy: FaultProxy) -> None:
+    idle = client(proxy)
+    assert idle.ping()
+    proxy.set_rules([rule(DownEffect(), times=2)])  # idle is not closed: no attempt yet
+    with pytest.raises(redis.ConnectionError):
+        idle.ping()  # its next command: count 1
+    with pytest.raises(redis.ConnectionError):
+        client(proxy).ping()  # a new connection: count 2
+    assert client(proxy).ping()  # `times: 2` is used up
+    assert idle.ping()  # redis-py reconnects
+    assert proxy.hit_counts() == [2]
+
+
+def test_down_for_named_clients_only(proxy: FaultProxy) -> None:
+    other = client(proxy)
+    worker = client(proxy, client_name="worker-1")
+    assert other.ping() and worker.ping()
+    proxy.set_rules([rule(DownEffect(), client="worker-*")])
+    with pytest.raises(redis.ConnectionError):
+        worker.ping()
+    assert other.ping()
+    late = client(proxy)
+    late.client_setname("worker-2")  # named after connecting: its next command is refused
+    with pytest.raises(redis.ConnectionError):
+        late.ping()
+
+
 def test_after_and_times(proxy: FaultProxy) -> None:
     proxy.set_rules([rule(ErrorEffect("ERR x"), command="PING", after=2, times=2)])
     r = client(proxy)

@@ -183,6 +183,24 @@ def test_report_that_fails_to_write_is_reported_and_others_are_written(cli, tmp_
     assert "<testsuites" in junit.read_text()
 
 
+def test_down_takes_the_rule_modifiers(cli, tmp_path) -> None:
+    suite = tmp_path / "down.yaml"
+    suite.write_text(
+        "version: 1\n"
+        "services:\n  cache: {interfaces: {main: {protocol: redis}}}\n"
+        "faults:\n  blip:\n    target: cache.main\n    rules:\n"
+        "      - down: {times: 1, after: 0, probability: 1, client: '*', for: 5s}\n"
+        "scenarios:\n  s:\n    steps:\n      - cache.main.ping: {}\n"
+        "fault_scenarios:\n  one_blip:\n    scenario: s\n    faults: blip\n"
+        "    expect:\n      - assert_false(steps[0].ok)\n"
+        "      - assert_eq(cache.main.ping().data['value'], 'PONG')\n"
+    )
+    result, report = _run(cli, tmp_path, str(suite))
+    assert result.returncode == 0, result.stdout + result.stderr
+    hits = _by_name(report)["one_blip"]["faults"][0]["rules"][0]["hits"]
+    assert hits == 1
+
+
 def test_service_start_failure_is_exit_3(cli, tmp_path) -> None:
     fake = tmp_path / "redis-server"
     fake.write_text("#!/bin/sh\necho 'no redis here' >&2\nexit 1\n")
