@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,8 @@ class _Builder:
         self.ctx = ctx
         self.services: dict[str, model.Service] = {}
         self.seeds: dict[str, tuple[model.Step, ...]] = {}
+        # services whose address a service's templates use: started before it, like depends_on
+        self.template_deps: dict[str, list[str]] = {}
 
     # ---------------------------------------------------------------- services
 
@@ -175,6 +177,10 @@ class _Builder:
         ctx = self.ctx
         for name, origin in ctx.defs["services"].items():
             self.services[name] = self._service(name, origin)
+        for name, deps in self.template_deps.items():
+            svc = self.services[name]
+            implicit = tuple(d for d in deps if d not in svc.depends_on)
+            self.services[name] = replace(svc, depends_on=svc.depends_on + implicit)
         self._check_depends_on()
         self.scope_services = {
             name: {i.name: i.protocol for i in svc.interfaces.values()}
@@ -319,6 +325,13 @@ class _Builder:
                         f"${{{ref.text}}}: environment variable {ref.env} is not set", loc
                     )
                 continue
+            if ref.service == owner:
+                self.ctx.error(
+                    f"${{{ref.text}}}: a service names its own interfaces as "
+                    f"${{self.{ref.interface}.{ref.attribute or 'addr'}}}",
+                    loc,
+                )
+                continue
             service = owner if ref.service == "self" else ref.service
             assert service is not None
             if service not in defs:
@@ -326,6 +339,10 @@ class _Builder:
                     f"${{{ref.text}}}: unknown service {service!r}{suggest(service, defs)}", loc
                 )
                 continue
+            if ref.service != "self":
+                deps = self.template_deps.setdefault(owner, [])
+                if service not in deps:
+                    deps.append(service)
             ifaces = defs[service].data.get("interfaces") or {}
             if ref.interface not in ifaces:
                 self.ctx.error(
@@ -351,7 +368,11 @@ class _Builder:
                 return
             if state.get(name) == 1:
                 cycle = " → ".join([*chain[chain.index(name):], name])
-                self.ctx.error(f"depends_on cycle: {cycle}", self.services[name].loc)
+                self.ctx.error(
+                    f"depends_on cycle: {cycle} (a service whose address a template uses "
+                    "counts as a dependency)",
+                    self.services[name].loc,
+                )
                 return
             state[name] = 1
             for dep in self.services[name].depends_on:
@@ -366,7 +387,6 @@ class _Builder:
         seed = origin.data.get("seed")
         if seed is None:
             return svc
-        from dataclasses import replace
 
         if isinstance(seed, str):
             if seed not in self.seeds:

@@ -201,6 +201,28 @@ def test_down_takes_the_rule_modifiers(cli, tmp_path) -> None:
     assert hits == 1
 
 
+def test_a_template_orders_services_like_depends_on(cli, tmp_path) -> None:
+    # front is declared first and has no depends_on, but its env names back's address
+    suite = tmp_path / "order.yaml"
+    suite.write_text(
+        "version: 1\n"
+        "services:\n"
+        "  front:\n"
+        "    command: [python3, -c, 'import time; time.sleep(60)']\n"
+        "    env: {BACK_URL: '${back.api.url}'}\n"
+        "  back:\n"
+        "    command: [python3, -m, http.server, '${self.api.port}', --bind, 127.0.0.1]\n"
+        "    interfaces: {api: {protocol: http, port: 8080}}\n"
+        "    healthcheck: {http: /, timeout: 20s}\n"
+        "scenarios:\n  s:\n    steps:\n      - back.api.get: {path: /}\n"
+        "    expect:\n      - assert_eq(r.status, 200)\n"
+    )
+    assert cli(["validate", str(suite)]).returncode == 0
+    result, report = _run(cli, tmp_path, str(suite))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [s["name"] for s in report["services"]] == ["back", "front"]
+
+
 def test_service_start_failure_is_exit_3(cli, tmp_path) -> None:
     fake = tmp_path / "redis-server"
     fake.write_text("#!/bin/sh\necho 'no redis here' >&2\nexit 1\n")
