@@ -127,9 +127,48 @@ def _errored(test: PlannedTest, message: str, events: _Broadcast) -> TestResult:
 
 
 def _print_kept(env: Environment) -> None:
+    """What --keep-services left running, how to reach it, and how to stop it."""
     import sys
 
     for info in env.infos:
-        where = ", ".join(f"{k} {v}" for k, v in info.endpoints.items())
-        proxies = ", ".join(f"{k} via proxy {v} (the proxy stops with redtest)" for k, v in info.proxies.items())
-        sys.stderr.write(f"kept {info.name} ({info.runtime}): {where}{'; ' + proxies if proxies else ''}\n")
+        if info.kind == "sqlite":
+            continue
+        where = ", ".join(f"{k} {v}" for k, v in info.endpoints.items()) or "no interfaces"
+        line = f"kept {info.name} ({info.runtime}): {where}"
+        if info.detail:
+            line += f"; {info.detail}"
+        stop = _stop_hint(info)
+        if stop:
+            line += f"; stop it with: {stop}"
+        sys.stderr.write(line + "\n")
+        svc = env.suite.services.get(info.name)
+        if svc is not None and _wired_to_a_proxy(svc, env):
+            sys.stderr.write(
+                f"  note: {info.name} was given a proxy's address for Redis; proxies live in "
+                "the redtest process and stopped with it, so that address no longer answers\n"
+            )
+
+
+def _stop_hint(info: ServiceInfo) -> str | None:
+    detail = info.detail or ""
+    if info.runtime == "docker" or info.kind == "container":
+        return f"docker rm -f {detail.split()[-1]}" if detail else None
+    if detail.startswith("pid "):  # its own process group (session): stop the group
+        return f"kill -TERM -- -{detail.split()[1]}"
+    return None
+
+
+def _wired_to_a_proxy(svc: model.Service, env: Environment) -> bool:
+    from redtest.spec import templates
+
+    texts = [*(svc.command or ()), *svc.env.values(), svc.workdir or ""]
+    for text in texts:
+        try:
+            refs = templates.parse(text)
+        except ValueError:
+            continue
+        for ref in refs:
+            target = env.suite.services.get(ref.service or "")
+            if target is not None and target.kind == "redis":
+                return True
+    return False

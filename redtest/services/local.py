@@ -52,7 +52,11 @@ def find_binary(*, strict: bool = True, location: Location | None = None) -> str
         found = shutil.which(env)  # a bare name is looked up on PATH
         if found:
             return found
-        raise ServiceError(f"{ENV_BINARY}={env} is not an executable file", location)
+        raise ServiceError(
+            f"{ENV_BINARY}={env} is not an executable file (it names the redis-server "
+            "that local Redis services run)",
+            location,
+        )
     found = shutil.which("redis-server")
     if found is None and strict:
         raise ServiceError(

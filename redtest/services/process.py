@@ -243,10 +243,11 @@ def _exit_message(service: Service, running: RunningProcess) -> str:
 
 
 def _output_block(running: RunningProcess) -> str:
+    # No log path: the log lives in a temp dir that is gone once redtest exits.
     tail = running.tail()
     if not tail.strip():
-        return f"\n(no output; log: {running.log_path})"
-    return f"\nlast output (log: {running.log_path}):\n{tail}"
+        return "\n(the process printed nothing)"
+    return f"\nlast output:\n{tail}"
 
 
 def _health_url(service: Service, running: RunningProcess, target: str) -> str:

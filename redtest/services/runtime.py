@@ -114,7 +114,7 @@ def resolve_runtime(service: Service, runtime: str | None) -> str:
 
     if docker.engine_available():
         return "docker"
-    if local.find_binary(strict=False) is not None:
+    if local.find_binary(strict=False, location=service.loc) is not None:
         return "local"
     return "embedded"
 

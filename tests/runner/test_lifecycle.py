@@ -144,3 +144,30 @@ def test_clean_stops_what_reuse_kept(cli, tmp_path) -> None:
     result = cli(["clean"])
     assert result.returncode == 0 and re.search(r"stopped [1-9]\d* kept server", result.stdout)
     _assert_all_stopped([pid])
+
+
+def test_keep_services_says_how_to_stop_and_what_no_longer_answers(cli, tmp_path) -> None:
+    import re
+
+    suite = tmp_path / "keep.yaml"
+    suite.write_text(
+        "version: 1\n"
+        "services:\n"
+        "  cache:\n    interfaces: {main: {protocol: redis}}\n"
+        "  app:\n"
+        "    command: [python3, -c, 'import time; time.sleep(600)', '${cache.main.url}']\n"
+        "scenarios:\n  s:\n    steps:\n      - cache.main.ping: {}\n"
+    )
+    result = cli(["run", str(suite), "--runtime", "local", "-q", "--keep-services"])
+    hints = re.findall(r"kept (\w+) \(\w+\): .*; pid (\d+); stop it with: kill -TERM -- -(\d+)\n", result.stderr)
+    pids = [int(h[1]) for h in hints]
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert [h[0] for h in hints] == ["cache", "app"], result.stderr
+        assert all(_alive(p) for p in pids)
+        assert "note: app was given a proxy's address for Redis" in result.stderr
+    finally:
+        for _, pid, group in hints:  # what the printed command does (a group: their own session)
+            assert pid == group and int(group) > 1
+            os.killpg(int(group), signal.SIGTERM)
+    _assert_all_stopped(pids)
