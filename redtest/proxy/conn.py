@@ -42,17 +42,19 @@ _HIGH_WATER = 4 * 1024 * 1024  # bytes held while suspended before the client is
 class _Marker:
     """A FIFO entry that is not a reply count nor injected bytes."""
 
-    __slots__ = ("kind", "data")
+    __slots__ = ("kind", "data", "head")
 
     def __init__(self, kind: str, data: bytes = b"") -> None:
         self.kind = kind
         self.data = data
+        self.head = b""  # _NAME: the first bytes of the reply it waits for
 
 
 _CLOSE = "close"  # close the connection once earlier replies are out
 _LOSE = "lose"  # swallow the next reply, then close (drop mode lose_reply)
 _REPLACE = "replace"  # swallow the next reply, write `data` instead (EXEC -> EXECABORT)
 _OPAQUE = "opaque"  # from here on replies cannot be counted (RESP2 pub/sub, MONITOR)
+_NAME = "name"  # forward the next reply; if it is not an error nor null, `data` is the name
 
 _DISCARD = encode_command(b"DISCARD")
 _PING = encode_command(b"PING")
@@ -87,6 +89,11 @@ _SPECIAL_LENS = frozenset(len(n) for n in _SPECIAL)
 
 _first = itemgetter(0)
 _UNKNOWN = object()  # no plan computed yet for a command name
+
+
+def _valid_name(name: bytes) -> bool:
+    """Redis' rule for client names: no spaces, newlines or other special characters."""
+    return all(0x21 <= c <= 0x7E for c in name)
 
 
 def _substitute(value: str | int | None) -> bytes:
@@ -154,6 +161,7 @@ class ClientConnection(asyncio.Protocol):
         self.resp3 = False
         self.in_multi = False
         self.poisoned = False  # an error was injected inside MULTI: EXEC must abort
+        self.multi_name: bytes | None = None  # CLIENT SETNAME queued in MULTI
         self.reply_off = False  # CLIENT REPLY OFF
         self.skip_next = 0  # CLIENT REPLY SKIP: replies still to skip
         # server -> client
@@ -324,11 +332,14 @@ class ClientConnection(asyncio.Protocol):
                     fifo.clear()
                     self.close()
                     return
+                elif self.opaque and kind == _NAME:  # replies cannot be told apart any more
+                    fifo.popleft()
+                    self._name_settled(head.data)
                 elif self.opaque:  # _REPLACE: nothing can be swallowed any more
                     fifo.popleft()
                     self.cout.append(head.data)
                 else:
-                    return  # _LOSE / _REPLACE wait for the reply they swallow
+                    return  # _LOSE / _REPLACE / _NAME wait for their reply
 
     # -- server -> client ----------------------------------------------------------
 
@@ -365,6 +376,28 @@ class ClientConnection(asyncio.Protocol):
             return
         self._server_data_slow(data, ends)
 
+    def _note_name_head(self, data: bytes, at: int) -> None:
+        """Keep the first bytes of the reply a _NAME marker waits for, which starts at `at`."""
+        fifo = self.fifo
+        if fifo and type(fifo[0]) is _Marker and fifo[0].kind == _NAME and not fifo[0].head:
+            if at < len(data) and data[at : at + 1] not in (b">", b"|"):  # not a push/attribute
+                fifo[0].head = data[at : at + 4]
+
+    def _name_settled(self, name: bytes | None) -> None:
+        """The server answered a command that names the connection: judge what follows."""
+        if name is not None:
+            self._set_name(name)
+        if self.suspended and not self.timer:
+            asyncio.get_running_loop().call_soon(self._resume_after_name)
+
+    def _resume_after_name(self) -> None:
+        if self.dead or not self.suspended or self.timer:
+            return
+        self.suspended = False
+        self._drain()
+        self._flush_up()
+        self._flush_client()
+
     def _go_opaque(self, data: bytes) -> None:
         self.opaque = True
         self._run_heads()
@@ -375,10 +408,12 @@ class ClientConnection(asyncio.Protocol):
     def _server_data_slow(self, data: bytes, ends: list[int]) -> None:
         fifo, cout = self.fifo, self.cout
         prev = 0
+        self._note_name_head(data, prev)
         for end in ends:
             if end < 0:  # a push frame: forwarded where it is
                 cout.append(data[prev:-end])
                 prev = -end
+                self._note_name_head(data, prev)
                 continue
             head = fifo[0] if fifo else None
             if head is None or self.opaque:
@@ -390,6 +425,13 @@ class ClientConnection(asyncio.Protocol):
                 else:
                     fifo.popleft()
                     self._run_heads()
+            elif head.kind == _NAME:  # forwarded; the name counts if the server took it
+                cout.append(data[prev:end])
+                fifo.popleft()
+                reply = head.head or data[prev : prev + 4]
+                took = reply[:1] not in (b"-", b"!") and reply[:3] != b"*-1" and reply[:1] != b"_"
+                self._name_settled(head.data if took else None)
+                self._run_heads()
             else:  # _LOSE or _REPLACE: this reply is swallowed
                 fifo.popleft()
                 if head.kind == _LOSE:
@@ -401,9 +443,12 @@ class ClientConnection(asyncio.Protocol):
             prev = end
             if self.closed:
                 return
+            self._note_name_head(data, prev)
         if prev < len(data):
             head = fifo[0] if fifo else None
-            swallowing = isinstance(head, _Marker) and not self.scanner.in_push
+            swallowing = (
+                isinstance(head, _Marker) and head.kind != _NAME and not self.scanner.in_push
+            )
             if not swallowing or self.opaque:
                 cout.append(data[prev:])
         self._flush_client()
@@ -759,32 +804,41 @@ class ClientConnection(asyncio.Protocol):
     def _special(self, name: bytes, argv: list[bytes]) -> Any:
         n = len(argv)
         if name == b"EXEC":
+            multi_name, self.multi_name = self.multi_name, None
             if self.poisoned:
                 self.in_multi = self.poisoned = False
                 return _SILENT_DISCARD if self._muted(1) == 0 else _EXEC_ABORT
             self.in_multi = False
-            return self._muted(1)
+            return self._naming(multi_name)
         if name == b"DISCARD":
             self.in_multi = self.poisoned = False
+            self.multi_name = None
             return self._muted(1)
         if name == b"MULTI":
             if not self.in_multi:
                 self.in_multi = True
                 self.poisoned = False
+                self.multi_name = None
             return self._muted(1)
         if self.in_multi:
+            if name == b"CLIENT" and n == 3 and argv[1].upper() == b"SETNAME":
+                if _valid_name(argv[2]):
+                    self.multi_name = argv[2]  # takes effect with EXEC
             return self._muted(1)  # queued: +QUEUED; effects happen at EXEC
         if name == b"HELLO":
-            if n > 1 and argv[1] in (b"2", b"3"):
-                self.resp3 = argv[1] == b"3"
+            new_name = None
             for i in range(2, n - 1):
                 if argv[i].upper() == b"SETNAME":
-                    self._set_name(argv[i + 1])
-            return self._muted(1)
+                    new_name = argv[i + 1]
+            if n > 1 and argv[1] in (b"2", b"3"):
+                self.resp3 = argv[1] == b"3"
+            elif n > 1:
+                new_name = None  # the server refuses other versions (NOPROTO)
+            return self._naming(new_name)
         if name == b"CLIENT":
             sub = argv[1].upper() if n > 1 else b""
             if sub == b"SETNAME" and n == 3:
-                self._set_name(argv[2])
+                return self._naming(argv[2])
             elif sub == b"REPLY" and n == 3:
                 mode = argv[2].upper()
                 if mode == b"ON":
@@ -816,6 +870,18 @@ class ClientConnection(asyncio.Protocol):
             return 0
         return self._muted(max(1, n - 1))
 
+    def _naming(self, new_name: bytes | None) -> Any:
+        """Forward a command that may name the connection; the name counts once the server
+        has taken it (its reply is no error), and later commands wait for that reply."""
+        n = self._muted(1)
+        if new_name is None:
+            return n
+        if n == 0:  # no reply to tell: trust the server's own rules
+            if _valid_name(new_name):
+                self._set_name(new_name)
+            return 0
+        return ("name", new_name)
+
     def _apply(self, argv: list[bytes], raw: bytes, d: Any) -> bool:
         """Carry out a decision; False when processing must stop (suspended or closing)."""
         if type(d) is int:
@@ -837,6 +903,11 @@ class ClientConnection(asyncio.Protocol):
                 self._push(_Marker(_REPLACE, d[1]))
         elif kind == "skip":
             self._up(_PING)  # the server skips this reply, not the next command's
+        elif kind == "name":
+            self._up(raw)
+            self._push(_Marker(_NAME, d[1]))
+            self._suspend()  # what follows is judged under the name the server settles on
+            return False
         elif kind == "nothing":
             pass
         elif kind == "lose":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import hiredis
 import pytest
 import redis
 
@@ -212,6 +213,38 @@ def test_client_name_glob(proxy: FaultProxy) -> None:
     hello.execute_command("HELLO", "3", "SETNAME", "worker-9")
     with pytest.raises(redis.ResponseError):
         hello.get("k")
+
+
+@pytest.mark.parametrize(
+    ("naming", "named"),
+    [
+        (b"CLIENT SETNAME worker-1\r\n", True),
+        (b'CLIENT SETNAME "worker 1"\r\n', False),  # Redis refuses spaces in names
+        (b"HELLO 4 SETNAME worker-2\r\n", False),  # NOPROTO: nothing changes
+        (b"HELLO 3 AUTH alice wrong SETNAME worker-3\r\n", False),  # WRONGPASS
+        (b"HELLO 3 AUTH alice pw SETNAME worker-4\r\n", True),
+        (b"CLIENT SETNAME worker-5\r\nCLIENT SETNAME bad\x01name\r\n", True),  # keeps worker-5
+        (b"MULTI\r\nCLIENT SETNAME worker-6\r\nEXEC\r\n", True),
+        (b"MULTI\r\nCLIENT SETNAME worker-7\r\nDISCARD\r\n", False),
+    ],
+)
+def test_client_glob_follows_the_name_the_server_took(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient, naming: bytes, named: bool
+) -> None:
+    direct.execute_command("ACL", "SETUSER", "alice", "on", ">pw", "~*", "&*", "+@all")
+    try:
+        proxy.set_rules([rule(ErrorEffect("ERR worker"), command="GET", client="worker-*")])
+        # The GET is in the same write: it must wait for the naming command's reply.
+        raw.send(naming + b"GET a\r\nCLIENT GETNAME\r\n")
+        replies = raw.read(naming.count(b"\r\n") + 2)
+        got, name = replies[-2], replies[-1]
+        assert (name or b"").startswith(b"worker-") is named, replies
+        if named:
+            assert isinstance(got, hiredis.ReplyError) and str(got) == "ERR worker"
+        else:
+            assert got is None, replies
+    finally:
+        direct.execute_command("ACL", "DELUSER", "alice")
 
 
 @pytest.mark.parametrize(
