@@ -765,7 +765,8 @@ INVALID: dict[str, tuple[tuple[Any, ...], Any, tuple[Any, ...]]] = {
     "drop with message": ((*RULES, 3, "drop", "message"), "x", (*RULES, 3, "drop")),
     "drop a string": ((*RULES, 3), {"drop": "close"}, (*RULES, 3, "drop")),
     "down with command": ((*RULES, 4, "down", "command"), "SET", (*RULES, 4, "down")),
-    "down with probability": ((*RULES, 4, "down", "probability"), 0.5, (*RULES, 4, "down")),
+    "down with key": ((*RULES, 4, "down", "key"), "order:*", (*RULES, 4, "down")),
+    "down with bad times": ((*RULES, 4, "down", "times"), 0, (*RULES, 4, "down", "times")),
     "down a bool": ((*RULES, 4), {"down": True}, (*RULES, 4, "down")),
     "down for bad": ((*RULES, 4, "down", "for"), "2 seconds", (*RULES, 4, "down", "for")),
     # scenarios
@@ -869,7 +870,8 @@ def test_schema_describes_every_model_field() -> None:
     assert set(defs["responseEffect"]["properties"]) == common | {"value"}
     assert set(defs["delayEffect"]["properties"]) == common | {"delay"}
     assert set(defs["dropEffect"]["properties"]) == common | {"mode"}
-    assert set(defs["downEffect"]["properties"]) == {"for", "description"}
+    # SPEC §4: every rule takes the modifiers; `down` has no command/key filter
+    assert set(defs["downEffect"]["properties"]) == common - {"command", "key"}
     assert set(defs["scenario"]["properties"]) == {"description", "tags", "steps", "expect"}
     assert set(defs["faultScenario"]["properties"]) == {
         "description", "tags", "scenario", "faults", "expect",
