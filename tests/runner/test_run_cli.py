@@ -223,6 +223,42 @@ def test_a_template_orders_services_like_depends_on(cli, tmp_path) -> None:
     assert [s["name"] for s in report["services"]] == ["back", "front"]
 
 
+def test_a_fault_scenario_is_judged_by_its_own_expect_only(cli, tmp_path) -> None:
+    suite = tmp_path / "stepexpect.yaml"
+    suite.write_text(
+        "version: 1\n"
+        "services:\n  cache: {interfaces: {main: {protocol: redis}}}\n"
+        "faults:\n  set_fails:\n    target: cache.main\n    rules:\n"
+        "      - error: {command: SET, message: READONLY}\n"
+        "scenarios:\n  sc:\n    steps:\n"
+        "      - cache.main.set: {key: k, value: v}\n"
+        "        expect: ['assert_eq(r.data, {\"value\": \"OK\"})']\n"
+        "      - cache.main.get: {key: k}\n"
+        "fault_scenarios:\n  fs:\n    scenario: sc\n    faults: set_fails\n"
+        "    expect:\n      - assert_false(steps[0].ok)\n      - assert_eq(len(steps), 2)\n"
+    )
+    result, report = _run(cli, tmp_path, str(suite))
+    assert result.returncode == 0, result.stdout + result.stderr
+    fs = _by_name(report)["fs"]
+    assert fs["status"] == "passed"
+    assert [a["passed"] for a in fs["assertions"]] == [True, True]
+    assert _by_name(report)["sc"]["status"] == "passed"  # without the fault the step expect holds
+
+
+def test_a_failed_step_is_named_as_in_expressions(cli, tmp_path) -> None:
+    suite = tmp_path / "stepfail.yaml"
+    suite.write_text(
+        "version: 1\n"
+        "services:\n  cache: {interfaces: {main: {protocol: redis}}}\n"
+        "scenarios:\n  sc:\n    steps:\n"
+        "      - cache.main.ping: {}\n"
+        "      - cache.main.command: {cmd: NOSUCHCOMMAND}\n"
+    )
+    result, report = _run(cli, tmp_path, str(suite))
+    assert result.returncode == 1
+    assert "steps[1] (cache.main.command) failed" in _by_name(report)["sc"]["error"]
+
+
 def test_service_start_failure_is_exit_3(cli, tmp_path) -> None:
     fake = tmp_path / "redis-server"
     fake.write_text("#!/bin/sh\necho 'no redis here' >&2\nexit 1\n")
