@@ -161,14 +161,6 @@ def _stop_hint(info: ServiceInfo) -> str | None:
 def _wired_to_a_proxy(svc: model.Service, env: Environment) -> bool:
     from redtest.spec import templates
 
-    texts = [*(svc.command or ()), *svc.env.values(), svc.workdir or ""]
-    for text in texts:
-        try:
-            refs = templates.parse(text)
-        except ValueError:
-            continue
-        for ref in refs:
-            target = env.suite.services.get(ref.service or "")
-            if target is not None and target.kind == "redis":
-                return True
-    return False
+    refs = templates.service_refs(svc.command or (), svc.env.values(), svc.workdir)
+    services = env.suite.services
+    return any(r.service in services and services[r.service].kind == "redis" for r in refs)

@@ -6,7 +6,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from redtest.results import PlannedTest
-from redtest.spec import model
+from redtest.spec import model, templates
 
 
 @dataclass(frozen=True)
@@ -18,9 +18,26 @@ class Selection:
     matrix: bool = False
 
 
-def interfaces_used(scenario: model.Scenario) -> set[str]:
-    """The `service.interface` targets a scenario's steps call."""
-    return {s.target for s in scenario.steps if isinstance(s, model.Call)}
+def interfaces_used(scenario: model.Scenario, services: dict[str, model.Service] | None = None) -> set[str]:
+    """The `service.interface` targets a scenario's steps call, and those reached through
+    them: an application whose templates name `${cache.main.url}` talks to cache.main
+    through its proxy, so its faults reach a scenario that only calls the application."""
+    used = {s.target for s in scenario.steps if isinstance(s, model.Call)}
+    if not services:
+        return used
+    todo = [t.split(".", 1)[0] for t in used]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        svc = services.get(name)
+        if svc is None or name in seen:
+            continue
+        seen.add(name)
+        for ref in templates.service_refs(svc.command or (), svc.env.values(), svc.workdir):
+            if ref.service in services and ref.interface is not None:
+                used.add(f"{ref.service}.{ref.interface}")
+                todo.append(ref.service)
+    return used
 
 
 def plan_suite(suite: model.Suite, selection: Selection) -> list[PlannedTest]:
@@ -41,7 +58,7 @@ def plan_suite(suite: model.Suite, selection: Selection) -> list[PlannedTest]:
         )
     if selection.matrix:
         for sc in suite.scenarios.values():
-            used = interfaces_used(sc)
+            used = interfaces_used(sc, suite.services)
             for fault in suite.faults.values():
                 if fault.target not in used:
                     continue

@@ -9,7 +9,7 @@ literal dollar sign.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 ATTRIBUTES = ("host", "port", "addr", "url")
@@ -71,3 +71,15 @@ def expand(template: str, resolve: Callable[[Ref], str]) -> str:
         return resolve(parse_ref(match.group(1).strip()))
 
     return _TOKEN.sub(replace, template)
+
+
+def service_refs(command: Iterable[str], env: Iterable[str], workdir: str | None) -> list[Ref]:
+    """Every reference in a service's command, env values and workdir (bad ones skipped:
+    validation reports them)."""
+    refs: list[Ref] = []
+    for text in (*command, *env, workdir or ""):
+        try:
+            refs += parse(text)
+        except ValueError:
+            continue
+    return refs

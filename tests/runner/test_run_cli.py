@@ -259,6 +259,29 @@ def test_a_failed_step_is_named_as_in_expressions(cli, tmp_path) -> None:
     assert "steps[1] (cache.main.command) failed" in _by_name(report)["sc"]["error"]
 
 
+def test_matrix_reaches_a_scenario_through_its_application(cli, tmp_path) -> None:
+    # The scenario only calls the app; the app reaches Redis through the proxy.
+    suite = tmp_path / "through_app.yaml"
+    suite.write_text(
+        "version: 1\n"
+        "services:\n"
+        "  cache: {interfaces: {main: {protocol: redis}}}\n"
+        "  other: {interfaces: {main: {protocol: redis}}}\n"
+        "  app:\n"
+        "    command: [python3, -m, http.server, '${self.api.port}']\n"
+        "    env: {REDIS_URL: '${cache.main.url}'}\n"
+        "    interfaces: {api: {protocol: http, port: 8080}}\n"
+        "faults:\n"
+        "  cache_down: {target: cache.main, rules: [{down: {}}]}\n"
+        "  other_down: {target: other.main, rules: [{down: {}}]}\n"
+        "scenarios:\n  browse:\n    steps:\n      - app.api.get: {path: /}\n"
+    )
+    result = cli(["list", "--matrix", str(suite)])
+    assert result.returncode == 0, result.stderr
+    assert "::browse[cache_down]" in result.stdout
+    assert "other_down" not in result.stdout  # the app does not use it
+
+
 def test_service_start_failure_is_exit_3(cli, tmp_path) -> None:
     fake = tmp_path / "redis-server"
     fake.write_text("#!/bin/sh\necho 'no redis here' >&2\nexit 1\n")
