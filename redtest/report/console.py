@@ -47,6 +47,7 @@ from redtest.results import (
 )
 
 STATUS_STYLE = {"passed": "green", "failed": "bold red", "error": "bold magenta", "skipped": "yellow"}
+PLAIN_WIDTH = 160  # columns when the output is not a terminal and COLUMNS is unset
 OUTPUT_TAIL_LINES = 40  # application output can be long; the end is where the trouble shows
 
 
@@ -57,12 +58,17 @@ def make_console(no_color: bool = False, stream: IO[str] | None = None, *, quiet
     plain = no_color or quiet or bool(os.environ.get("NO_COLOR"))
     # rich's own no_color keeps bold/underline; color_system=None drops every escape code.
     # Non-terminals already get color_system=None from rich's detection ("auto").
+    # Off a terminal rich assumes 80 columns, which cuts test and fault names in the
+    # tables to "write_t…"; CI logs and files have room, so use more unless COLUMNS says.
+    is_tty = getattr(stream, "isatty", lambda: False)()
+    width = None if is_tty or os.environ.get("COLUMNS") else PLAIN_WIDTH
     return Console(
         file=stream,
         color_system=None if plain else "auto",
         no_color=plain,
         highlight=False,
         emoji=False,
+        width=width,
     )
 
 

@@ -167,3 +167,14 @@ def test_no_live_progress_off_a_terminal(run: RunResult) -> None:
     rep = ConsoleReporter(plain_console())
     rep.run_started([t.test for t in run.tests], run.random_seed)
     assert rep._progress is None
+
+
+def test_off_a_terminal_names_are_not_cut_to_80_columns(run: RunResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    stream = io.StringIO()
+    console = make_console(stream=stream)
+    assert console.width == 160
+    replay(run, console, matrix=True)
+    assert "…" not in stream.getvalue()
+    monkeypatch.setenv("COLUMNS", "100")  # an explicit width still wins
+    assert make_console(stream=io.StringIO()).width == 100
