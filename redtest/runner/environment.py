@@ -248,7 +248,15 @@ def _start_container(
 ) -> None:
     from redtest.services.docker import start_container
 
-    variables = {k: expand(v, env, svc, {}) for k, v in svc.env.items()}
+    # Host networking: an interface's own port is where the app listens on this host.
+    own = {
+        name: iface.port for name, iface in svc.interfaces.items()
+        if iface.port is not None and iface.protocol != "sqlite"
+    }
+    variables = {k: expand(v, env, svc, own) for k, v in svc.env.items()}
+    if svc.healthcheck is not None:
+        target = expand(svc.healthcheck.target, env, svc, own)
+        svc = replace(svc, healthcheck=replace(svc.healthcheck, target=target))
     rs = start_container(svc, variables, suite_id=suite_id, keep=keep)
     env.running[svc.name] = rs
     if not keep:
@@ -257,7 +265,7 @@ def _start_container(
         iface = svc.interfaces[iname]
         env.access[(svc.name, iname)] = InterfaceAccess(
             svc.name, iname, iface.protocol, endpoint.host, endpoint.port, timeout=svc.step_timeout,
-            base_path=_base_path(iface, env, svc, {}),
+            base_path=_base_path(iface, env, svc, own),
         )
     env.infos.append(
         ServiceInfo(svc.name, "container", rs.runtime,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from redtest.errors import ServiceError
@@ -12,6 +13,7 @@ from redtest.services.docker import (
     ensure_image,
     labels_for,
     remove_orphans,
+    remove_started,
     short_error,
 )
 from redtest.services.health import wait_http, wait_tcp
@@ -33,10 +35,11 @@ def start_app_container(
     if not service.image:
         raise ValueError(f"start_container called for {service.name}, which has no image")
     client = connect(location=service.loc)
+    token = uuid.uuid4().hex
     try:
         remove_orphans(client)
         ensure_image(client, service.image, service)
-        labels = labels_for(service, suite_id, "", service.image, keep=keep)
+        labels = labels_for(service, suite_id, "", service.image, keep=keep, token=token)
         labels["redtest.reuse"] = "0"  # an application is never kept between runs
         try:
             container = client.containers.run(
@@ -49,6 +52,7 @@ def start_app_container(
                 service.loc,
             ) from None
     except BaseException:
+        remove_started(client, token)
         client.close()
         raise
     endpoints = {

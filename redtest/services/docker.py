@@ -11,6 +11,7 @@ import hashlib
 import os
 import socket
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from redtest.errors import Location, ServiceError
@@ -150,6 +151,7 @@ class DockerRedis(ContainerService):
 def start_docker_redis(service: Service, *, suite_id: str, keep: bool = False) -> RunningService:
     """Run the service's image (pulling it only when missing), publish its port, wait for PONG."""
     client = connect(location=service.loc)
+    token = uuid.uuid4().hex
     try:
         remove_orphans(client)
         image = service.image or DEFAULT_REDIS_IMAGE
@@ -160,13 +162,14 @@ def start_docker_redis(service: Service, *, suite_id: str, keep: bool = False) -
             if found is not None:
                 return found
         ensure_image(client, image, service)
-        started = _run(client, service, image, port, suite_id, key, keep=keep)
+        started = _run(client, service, image, port, suite_id, key, keep=keep, token=token)
         if isinstance(started, DockerRedis):
             return started  # lost a creation race to another run: theirs is ready
         running = DockerRedis(
             service, client, started, _host_port(started, port, service), reused=False
         )
     except BaseException:
+        remove_started(client, token)
         client.close()
         raise
     try:
@@ -190,9 +193,12 @@ def _reuse_key(suite_id: str, service: str, image: str, port: int) -> str:
 
 
 def labels_for(
-    service: Service, suite_id: str, key: str, image: str, *, keep: bool = False
+    service: Service, suite_id: str, key: str, image: str, *, keep: bool = False, token: str = ""
 ) -> dict[str, str]:
     return {
+        # one start attempt: what a Ctrl-C in the middle of containers.run() leaves is
+        # found by it, though the call never returned the container
+        "redtest.start": token,
         "redtest": "1",
         "redtest.suite": suite_id,
         "redtest.service": service.name,
@@ -205,9 +211,18 @@ def labels_for(
     }
 
 
+def remove_started(client: DockerClient, token: str) -> None:
+    """Remove the containers of one start attempt (Ctrl-C or an error in the middle of it)."""
+    with contextlib.suppress(Exception):
+        flt = {"label": f"redtest.start={token}"}
+        for container in client.containers.list(all=True, filters=flt):
+            with contextlib.suppress(Exception):
+                container.remove(force=True, v=True)
+
+
 def _run(
     client: DockerClient, service: Service, image: str, port: int, suite_id: str, key: str,
-    *, keep: bool = False,
+    *, keep: bool = False, token: str = "",
 ) -> Container | DockerRedis:
     import docker
 
@@ -218,7 +233,7 @@ def _run(
     try:
         return client.containers.run(
             image, command=command, name=name, detach=True,
-            labels=labels_for(service, suite_id, key, image, keep=keep),
+            labels=labels_for(service, suite_id, key, image, keep=keep, token=token),
             ports={f"{port}/tcp": (HOST, None)},  # None: the engine picks a free host port
         )  # fmt: skip
     except docker.errors.APIError as exc:

@@ -83,3 +83,62 @@ def test_container_that_exits_fails_fast_with_its_logs(docker_client, suite_id) 
         assert "exited with status 1" in str(err.value) and "no-such-option" in str(err.value)
     finally:
         docker_client.images.remove(f"{tag}:1", force=True)
+
+
+@pytest.fixture
+def port_from_env_image(docker_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """An "application" that listens on $PORT, as the SPEC §8 example does."""
+    base = docker_client.containers.create("redis:7")
+    tag = f"redtest-portapp-{uuid.uuid4().hex[:6]}"
+    base.commit(repository=tag, tag="1", changes=['CMD ["sh", "-c", "exec redis-server --port $PORT"]'])
+    base.remove()
+    yield f"{tag}:1"
+    docker_client.images.remove(f"{tag}:1", force=True)
+
+
+def test_self_port_template_in_a_container(port_from_env_image, docker_engine, tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    suite = tmp_path / "container_self.yaml"
+    suite.write_text(
+        "version: 1\n"
+        "services:\n"
+        "  app:\n"
+        f"    image: {port_from_env_image}\n"
+        "    env: {PORT: '${self.api.port}'}\n"
+        f"    interfaces: {{api: {{protocol: http, port: {port}}}}}\n"
+        "    healthcheck: {tcp: 'localhost:${self.api.port}', timeout: 20s}\n"
+        "scenarios:\n  s:\n    steps:\n      - sleep: 1ms\n"
+    )
+    result = cli(["run", str(suite), "-q"], env={"DOCKER_HOST": docker_engine} if docker_engine else None)
+    assert result.returncode == 0, result.stdout + result.stderr  # it listened where declared
+
+
+def test_interrupt_while_the_container_starts_leaves_nothing(docker_client, docker_engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    suite = tmp_path / "starting.yaml"
+    suite.write_text(
+        "version: 1\nservices:\n  cache: {runtime: docker, interfaces: {main: {protocol: redis}}}\n"
+        "scenarios:\n  s:\n    steps:\n      - sleep: 30s\n"
+    )
+    flt = {"label": f"redtest.suite={suite.resolve()}"}
+    env = dict(os.environ, NO_COLOR="1", **({"DOCKER_HOST": docker_engine} if docker_engine else {}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redtest", "run", str(suite)], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not docker_client.containers.list(all=True, filters=flt, sparse=True) and time.monotonic() < deadline:
+            time.sleep(0.005)  # as soon as the engine has it, maybe before run() returned
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out.decode()
+    assert docker_client.containers.list(all=True, filters=flt, sparse=True) == []
