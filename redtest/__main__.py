@@ -1,5 +1,5 @@
 """`python -m redtest` is the `redtest` command."""
 
-from redtest.cli import main
+from redtest._entry import main
 
 main()

@@ -119,3 +119,27 @@ def test_the_readme_example_runs(cli, tmp_path) -> None:
     result = cli(["run", str(suite), "--runtime", "embedded"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_ctrl_c_while_starting_up_prints_no_traceback(tmp_path) -> None:
+    # Python spends a while importing click, rich and the rest before the CLI's handlers
+    # exist; an interrupt then must still end quietly.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    outcomes = set()
+    for delay in (0.08, 0.12, 0.16, 0.2, 0.25, 0.3, 0.4):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "redtest", "validate", "scenarios/"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert "Traceback" not in err, (delay, err)
+        # 130, or killed by SIGINT itself (python -m re-raises an interrupt at exit)
+        assert proc.returncode in (0, 130, -signal.SIGINT), (delay, proc.returncode, err)
+        outcomes.add(proc.returncode)
+    assert outcomes - {0}  # at least one interrupt landed while starting
