@@ -307,6 +307,9 @@ def test_set_rules_is_atomic_and_resets_counters(proxy: FaultProxy) -> None:
             proxy.set_rules([rule(ResponseEffect("A"), command="GET")])
             proxy.set_rules([rule(ResponseEffect("B"), command="GET")])
 
+    # A GET rule is in place before the pipeline starts (else the first GETs could reach
+    # the server, under the PING-only set above, before the thread's first swap).
+    proxy.set_rules([rule(ResponseEffect("A"), command="GET")])
     t = threading.Thread(target=flip)
     t.start()
     try:
