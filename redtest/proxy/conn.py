@@ -42,19 +42,20 @@ _HIGH_WATER = 4 * 1024 * 1024  # bytes held while suspended before the client is
 class _Marker:
     """A FIFO entry that is not a reply count nor injected bytes."""
 
-    __slots__ = ("kind", "data", "head")
+    __slots__ = ("kind", "data", "head", "settles")
 
     def __init__(self, kind: str, data: bytes = b"") -> None:
         self.kind = kind
         self.data = data
         self.head = b""  # _NAME: the first bytes of the reply it waits for
+        self.settles: tuple[bytes | None, bool | None] = (None, None)  # _NAME: (name, resp3)
 
 
 _CLOSE = "close"  # close the connection once earlier replies are out
 _LOSE = "lose"  # swallow the next reply, then close (drop mode lose_reply)
 _REPLACE = "replace"  # swallow the next reply, write `data` instead (EXEC -> EXECABORT)
 _OPAQUE = "opaque"  # from here on replies cannot be counted (RESP2 pub/sub, MONITOR)
-_NAME = "name"  # forward the next reply; if it is not an error nor null, `data` is the name
+_NAME = "name"  # forward the next reply; if it is not an error nor null, `settles` holds
 
 _DISCARD = encode_command(b"DISCARD")
 _PING = encode_command(b"PING")
@@ -334,7 +335,7 @@ class ClientConnection(asyncio.Protocol):
                     return
                 elif self.opaque and kind == _NAME:  # replies cannot be told apart any more
                     fifo.popleft()
-                    self._name_settled(head.data)
+                    self._name_settled(head.settles)
                 elif self.opaque:  # _REPLACE: nothing can be swallowed any more
                     fifo.popleft()
                     self.cout.append(head.data)
@@ -383,8 +384,12 @@ class ClientConnection(asyncio.Protocol):
             if at < len(data) and data[at : at + 1] not in (b">", b"|"):  # not a push/attribute
                 fifo[0].head = data[at : at + 4]
 
-    def _name_settled(self, name: bytes | None) -> None:
-        """The server answered a command that names the connection: judge what follows."""
+    def _name_settled(self, settles: tuple[bytes | None, bool | None] | None) -> None:
+        """The server answered CLIENT SETNAME or HELLO: what it took (None: nothing) now
+        holds, and the commands after it are judged under it."""
+        name, resp3 = settles or (None, None)
+        if resp3 is not None:
+            self.resp3 = resp3
         if name is not None:
             self._set_name(name)
         if self.suspended and not self.timer:
@@ -430,7 +435,7 @@ class ClientConnection(asyncio.Protocol):
                 fifo.popleft()
                 reply = head.head or data[prev : prev + 4]
                 took = reply[:1] not in (b"-", b"!") and reply[:3] != b"*-1" and reply[:1] != b"_"
-                self._name_settled(head.data if took else None)
+                self._name_settled(head.settles if took else None)
                 self._run_heads()
             else:  # _LOSE or _REPLACE: this reply is swallowed
                 fifo.popleft()
@@ -831,10 +836,8 @@ class ClientConnection(asyncio.Protocol):
                 if argv[i].upper() == b"SETNAME":
                     new_name = argv[i + 1]
             if n > 1 and argv[1] in (b"2", b"3"):
-                self.resp3 = argv[1] == b"3"
-            elif n > 1:
-                new_name = None  # the server refuses other versions (NOPROTO)
-            return self._naming(new_name)
+                return self._naming(new_name, argv[1] == b"3")
+            return self._naming(None)  # other versions are refused (NOPROTO)
         if name == b"CLIENT":
             sub = argv[1].upper() if n > 1 else b""
             if sub == b"SETNAME" and n == 3:
@@ -870,17 +873,20 @@ class ClientConnection(asyncio.Protocol):
             return 0
         return self._muted(max(1, n - 1))
 
-    def _naming(self, new_name: bytes | None) -> Any:
-        """Forward a command that may name the connection; the name counts once the server
-        has taken it (its reply is no error), and later commands wait for that reply."""
+    def _naming(self, new_name: bytes | None, resp3: bool | None = None) -> Any:
+        """Forward a command that may name the connection or switch its protocol; that
+        counts once the server has taken it (its reply is no error), and later commands
+        wait for that reply."""
         n = self._muted(1)
-        if new_name is None:
+        if new_name is None and resp3 is None:
             return n
         if n == 0:  # no reply to tell: trust the server's own rules
-            if _valid_name(new_name):
+            if resp3 is not None:
+                self.resp3 = resp3
+            if new_name is not None and _valid_name(new_name):
                 self._set_name(new_name)
             return 0
-        return ("name", new_name)
+        return ("name", new_name, resp3)
 
     def _apply(self, argv: list[bytes], raw: bytes, d: Any) -> bool:
         """Carry out a decision; False when processing must stop (suspended or closing)."""
@@ -905,7 +911,9 @@ class ClientConnection(asyncio.Protocol):
             self._up(_PING)  # the server skips this reply, not the next command's
         elif kind == "name":
             self._up(raw)
-            self._push(_Marker(_NAME, d[1]))
+            marker = _Marker(_NAME)
+            marker.settles = (d[1], d[2])
+            self._push(marker)
             self._suspend()  # what follows is judged under the name the server settles on
             return False
         elif kind == "nothing":

@@ -247,6 +247,21 @@ def test_client_glob_follows_the_name_the_server_took(
         direct.execute_command("ACL", "DELUSER", "alice")
 
 
+@pytest.mark.parametrize(("password", "nil"), [(b"wrong", b"$-1\r\n"), (b"pw", b"_\r\n")])
+def test_injected_nil_follows_the_protocol_the_server_took(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient, password: bytes, nil: bytes
+) -> None:
+    direct.execute_command("ACL", "SETUSER", "alice", "on", ">pw", "~*", "&*", "+@all")
+    try:
+        proxy.set_rules([rule(ResponseEffect(None), command="GET")])
+        raw.send(b"HELLO 3 AUTH alice " + password + b"\r\n")
+        raw.read(1)  # a RESP3 map, or WRONGPASS (and the connection stays RESP2)
+        raw.send(b"GET a\r\n")
+        assert raw.read_raw(len(nil)) == nil
+    finally:
+        direct.execute_command("ACL", "DELUSER", "alice")
+
+
 @pytest.mark.parametrize(
     ("args", "key"),
     [
