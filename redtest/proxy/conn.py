@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["ClientConnection"]
 
 _HIGH_WATER = 4 * 1024 * 1024  # bytes held while suspended before the client is paused
+# How long commands after CLIENT SETNAME / HELLO wait for its reply before they are judged
+# anyway (under the old name): a reply that never comes must not stall the connection.
+_NAME_WAIT = 1.0
 
 
 class _Marker:
@@ -48,7 +51,8 @@ class _Marker:
         self.kind = kind
         self.data = data
         self.head = b""  # _NAME: the first bytes of the reply it waits for
-        self.settles: tuple[bytes | None, bool | None] = (None, None)  # _NAME: (name, resp3)
+        # _NAME: the (name, resp3) that hold once the reply is no error
+        self.settles: tuple[bytes | None, bool | None] = (None, None)
 
 
 _CLOSE = "close"  # close the connection once earlier replies are out
@@ -163,6 +167,8 @@ class ClientConnection(asyncio.Protocol):
         self.in_multi = False
         self.poisoned = False  # an error was injected inside MULTI: EXEC must abort
         self.multi_name: bytes | None = None  # CLIENT SETNAME queued in MULTI
+        self.multi_reply: bytes | None = None  # CLIENT REPLY mode queued in MULTI
+        self.awaiting_name: _Marker | None = None  # suspended until this marker settles
         self.reply_off = False  # CLIENT REPLY OFF
         self.skip_next = 0  # CLIENT REPLY SKIP: replies still to skip
         # server -> client
@@ -335,7 +341,7 @@ class ClientConnection(asyncio.Protocol):
                     return
                 elif self.opaque and kind == _NAME:  # replies cannot be told apart any more
                     fifo.popleft()
-                    self._name_settled(head.settles)
+                    self._name_settled(head, head.settles)
                 elif self.opaque:  # _REPLACE: nothing can be swallowed any more
                     fifo.popleft()
                     self.cout.append(head.data)
@@ -384,19 +390,27 @@ class ClientConnection(asyncio.Protocol):
             if at < len(data) and data[at : at + 1] not in (b">", b"|"):  # not a push/attribute
                 fifo[0].head = data[at : at + 4]
 
-    def _name_settled(self, settles: tuple[bytes | None, bool | None] | None) -> None:
-        """The server answered CLIENT SETNAME or HELLO: what it took (None: nothing) now
-        holds, and the commands after it are judged under it."""
+    def _name_settled(
+        self, marker: _Marker | None, settles: tuple[bytes | None, bool | None] | None
+    ) -> None:
+        """The server answered CLIENT SETNAME, HELLO or an EXEC that held a SETNAME: what it
+        took (None: nothing) now holds, and the commands after it are judged under it."""
         name, resp3 = settles or (None, None)
         if resp3 is not None:
             self.resp3 = resp3
         if name is not None:
             self._set_name(name)
-        if self.suspended and not self.timer:
+        if marker is not None and self.awaiting_name is marker:
+            self.awaiting_name = None
             asyncio.get_running_loop().call_soon(self._resume_after_name)
 
+    def _name_overdue(self, marker: _Marker) -> None:
+        if self.awaiting_name is marker:  # judge what follows now; the name settles later
+            self.awaiting_name = None
+            self._resume_after_name()
+
     def _resume_after_name(self) -> None:
-        if self.dead or not self.suspended or self.timer:
+        if self.dead or not self.suspended:
             return
         self.suspended = False
         self._drain()
@@ -435,7 +449,7 @@ class ClientConnection(asyncio.Protocol):
                 fifo.popleft()
                 reply = head.head or data[prev : prev + 4]
                 took = reply[:1] not in (b"-", b"!") and reply[:3] != b"*-1" and reply[:1] != b"_"
-                self._name_settled(head.settles if took else None)
+                self._name_settled(head, head.settles if took else None)
                 self._run_heads()
             else:  # _LOSE or _REPLACE: this reply is swallowed
                 fifo.popleft()
@@ -809,26 +823,37 @@ class ClientConnection(asyncio.Protocol):
     def _special(self, name: bytes, argv: list[bytes]) -> Any:
         n = len(argv)
         if name == b"EXEC":
-            multi_name, self.multi_name = self.multi_name, None
+            multi_name, multi_reply = self.multi_name, self.multi_reply
+            self.multi_name = self.multi_reply = None
             if self.poisoned:
                 self.in_multi = self.poisoned = False
                 return _SILENT_DISCARD if self._muted(1) == 0 else _EXEC_ABORT
             self.in_multi = False
+            if multi_reply is not None:
+                # CLIENT REPLY run inside EXEC cuts EXEC's own reply short (Redis sends an
+                # array header it never fills): replies cannot be counted from here on.
+                if multi_name is not None:
+                    self._set_name(multi_name)
+                self._reply_mode(multi_reply)
+                return _FWD_OPAQUE
             return self._naming(multi_name)
         if name == b"DISCARD":
             self.in_multi = self.poisoned = False
-            self.multi_name = None
+            self.multi_name = self.multi_reply = None
             return self._muted(1)
         if name == b"MULTI":
             if not self.in_multi:
                 self.in_multi = True
                 self.poisoned = False
-                self.multi_name = None
+                self.multi_name = self.multi_reply = None
             return self._muted(1)
         if self.in_multi:
-            if name == b"CLIENT" and n == 3 and argv[1].upper() == b"SETNAME":
-                if _valid_name(argv[2]):
-                    self.multi_name = argv[2]  # takes effect with EXEC
+            if name == b"CLIENT" and n == 3:  # queued: they take effect with EXEC
+                sub = argv[1].upper()
+                if sub == b"SETNAME" and _valid_name(argv[2]):
+                    self.multi_name = argv[2]
+                elif sub == b"REPLY" and argv[2].upper() in (b"ON", b"OFF", b"SKIP"):
+                    self.multi_reply = argv[2].upper()
             return self._muted(1)  # queued: +QUEUED; effects happen at EXEC
         if name == b"HELLO":
             new_name = None
@@ -881,12 +906,21 @@ class ClientConnection(asyncio.Protocol):
         if new_name is None and resp3 is None:
             return n
         if n == 0:  # no reply to tell: trust the server's own rules
-            if resp3 is not None:
-                self.resp3 = resp3
-            if new_name is not None and _valid_name(new_name):
-                self._set_name(new_name)
+            valid = new_name if new_name is not None and _valid_name(new_name) else None
+            self._name_settled(None, (valid, resp3))
             return 0
         return ("name", new_name, resp3)
+
+    def _reply_mode(self, mode: bytes) -> None:
+        """CLIENT REPLY run inside a transaction (outside one, _special handles it)."""
+        if mode == b"ON":
+            self.reply_off = False
+            self.skip_next = 0
+        elif mode == b"OFF":
+            self.reply_off = True
+        else:  # SKIP inside EXEC: which reply goes missing is not worth guessing
+            self.opaque = True
+            self._run_heads()
 
     def _apply(self, argv: list[bytes], raw: bytes, d: Any) -> bool:
         """Carry out a decision; False when processing must stop (suspended or closing)."""
@@ -914,8 +948,12 @@ class ClientConnection(asyncio.Protocol):
             marker = _Marker(_NAME)
             marker.settles = (d[1], d[2])
             self._push(marker)
-            self._suspend()  # what follows is judged under the name the server settles on
-            return False
+            if marker in self.fifo:  # still waiting for its reply
+                # what follows is judged under the name the server settles on
+                self.awaiting_name = marker
+                self._suspend()
+                asyncio.get_running_loop().call_later(_NAME_WAIT, self._name_overdue, marker)
+                return False
         elif kind == "nothing":
             pass
         elif kind == "lose":

@@ -291,6 +291,48 @@ def test_answered_exec_under_client_reply_off(
     assert direct.get("x") == b"1" and direct.get("y") is None
 
 
+def _stream(address: tuple[str, int], data: bytes, until: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(data)
+        got = b""
+        while not got.endswith(until):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def test_client_reply_inside_multi_then_hello(
+    proxy: FaultProxy, redis_server: tuple[str, int]
+) -> None:
+    # Redis cuts EXEC's reply short here (an array header it never fills); the proxy must
+    # relay what follows as the server sends it, not wait for a HELLO reply that never comes.
+    data = (
+        b"MULTI\r\nCLIENT REPLY OFF\r\nEXEC\r\nHELLO 3\r\nDISCARD\r\n"
+        b"CLIENT REPLY ON\r\nECHO zz-end\r\n"
+    )
+    direct = _stream(redis_server, data, b"zz-end\r\n")
+    assert direct.endswith(b"zz-end\r\n")
+    assert _stream(proxy.address, data, b"zz-end\r\n") == direct
+
+
+def test_commands_after_a_naming_command_wait_at_most_a_moment(
+    proxy: FaultProxy, raw: RawClient
+) -> None:
+    # The SETNAME reply waits behind a blocking command: what follows is judged anyway
+    # after a moment (under the old name) instead of stalling until the BLPOP ends.
+    proxy.set_rules([rule(ErrorEffect("ERR worker"), command="ECHO", client="worker-*")])
+    started = time.monotonic()
+    raw.send(b"BLPOP never-filled 3\r\nCLIENT SETNAME worker-1\r\nECHO x\r\n")
+    assert raw.read(3) == [None, b"OK", b"x"]
+    assert time.monotonic() - started < 4
+    raw.send(b"ECHO y\r\n")  # settled by now: the new name counts
+    assert str(raw.read(1)[0]) == "ERR worker"
+
+
 def test_upstream_goes_over_the_unix_socket_when_given(proxy: FaultProxy) -> None:
     """The server sees the proxy's connection on the socket it was given (or on TCP)."""
     c = client(proxy)
