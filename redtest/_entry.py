@@ -1,7 +1,8 @@
 """The `redtest` command's first code: a Ctrl-C while Python imports must not print a traceback.
 
-The CLI's own handlers exist only once `redtest.cli` is imported (click, rich and the
-rest take a noticeable moment); until then an interrupt just ends the process with 130.
+The CLI's own handlers exist only once a command runs (importing click, rich and the
+rest, and parsing the command line, take a noticeable moment); until then an interrupt
+just ends the process with 130 (143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -21,6 +22,6 @@ def main() -> None:
         signal.signal(sig, _interrupted_early)
     from redtest.cli import main as cli_main
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt from here on
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the CLI installs its own
+    # Each command installs its own handlers (cli.handles_errors); until then, and while
+    # click parses the command line, these stay, so an early Ctrl-C still ends quietly.
     cli_main()

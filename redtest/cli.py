@@ -44,6 +44,9 @@ def handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(click.get_current_context().find_root().params.get("debug"))
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        # Ctrl-C as KeyboardInterrupt, so every `with` block cleans up (redtest._entry
+        # installed a quiet exit for the moments before a command runs).
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return func(*args, **kwargs)
         except RedtestError as exc:
@@ -68,6 +71,7 @@ def handles_errors(func: F) -> F:
             )
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
 
     return wrapper  # type: ignore[return-value]
 
