@@ -383,13 +383,6 @@ class ClientConnection(asyncio.Protocol):
             return
         self._server_data_slow(data, ends)
 
-    def _note_name_head(self, data: bytes, at: int) -> None:
-        """Keep the first bytes of the reply a _NAME marker waits for, which starts at `at`."""
-        fifo = self.fifo
-        if fifo and type(fifo[0]) is _Marker and fifo[0].kind == _NAME and not fifo[0].head:
-            if at < len(data) and data[at : at + 1] not in (b">", b"|"):  # not a push/attribute
-                fifo[0].head = data[at : at + 4]
-
     def _name_settled(
         self, marker: _Marker | None, settles: tuple[bytes | None, bool | None] | None
     ) -> None:
@@ -427,12 +420,10 @@ class ClientConnection(asyncio.Protocol):
     def _server_data_slow(self, data: bytes, ends: list[int]) -> None:
         fifo, cout = self.fifo, self.cout
         prev = 0
-        self._note_name_head(data, prev)
         for end in ends:
             if end < 0:  # a push frame: forwarded where it is
                 cout.append(data[prev:-end])
                 prev = -end
-                self._note_name_head(data, prev)
                 continue
             head = fifo[0] if fifo else None
             if head is None or self.opaque:
@@ -447,7 +438,7 @@ class ClientConnection(asyncio.Protocol):
             elif head.kind == _NAME:  # forwarded; the name counts if the server took it
                 cout.append(data[prev:end])
                 fifo.popleft()
-                reply = head.head or data[prev : prev + 4]
+                reply = head.head or data[prev : prev + 4]  # it began here or in a chunk before
                 took = reply[:1] not in (b"-", b"!") and reply[:3] != b"*-1" and reply[:1] != b"_"
                 self._name_settled(head, head.settles if took else None)
                 self._run_heads()
@@ -462,12 +453,15 @@ class ClientConnection(asyncio.Protocol):
             prev = end
             if self.closed:
                 return
-            self._note_name_head(data, prev)
         if prev < len(data):
             head = fifo[0] if fifo else None
-            swallowing = (
-                isinstance(head, _Marker) and head.kind != _NAME and not self.scanner.in_push
-            )
+            in_push = self.scanner.in_push
+            if type(head) is _Marker and head.kind == _NAME:
+                if not head.head and not in_push:  # its reply starts here, ends in a later chunk
+                    head.head = data[prev : prev + 4]
+                swallowing = False
+            else:
+                swallowing = isinstance(head, _Marker) and not in_push
             if not swallowing or self.opaque:
                 cout.append(data[prev:])
         self._flush_client()
@@ -948,7 +942,7 @@ class ClientConnection(asyncio.Protocol):
             marker = _Marker(_NAME)
             marker.settles = (d[1], d[2])
             self._push(marker)
-            if marker in self.fifo:  # still waiting for its reply
+            if self.fifo and self.fifo[-1] is marker:  # still waiting for its reply
                 # what follows is judged under the name the server settles on
                 self.awaiting_name = marker
                 self._suspend()
