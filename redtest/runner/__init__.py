@@ -161,6 +161,6 @@ def _stop_hint(info: ServiceInfo) -> str | None:
 def _wired_to_a_proxy(svc: model.Service, env: Environment) -> bool:
     from redtest.spec import templates
 
-    refs = templates.service_refs(svc.command or (), svc.env.values(), svc.workdir)
+    refs = templates.service_refs(svc)
     services = env.suite.services
     return any(r.service in services and services[r.service].kind == "redis" for r in refs)

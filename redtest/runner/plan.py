@@ -33,7 +33,7 @@ def interfaces_used(scenario: model.Scenario, services: dict[str, model.Service]
         if svc is None or name in seen:
             continue
         seen.add(name)
-        for ref in templates.service_refs(svc.command or (), svc.env.values(), svc.workdir):
+        for ref in templates.service_refs(svc):
             if ref.service in services and ref.interface is not None:
                 used.add(f"{ref.service}.{ref.interface}")
                 todo.append(ref.service)

@@ -168,8 +168,6 @@ class _Builder:
         self.ctx = ctx
         self.services: dict[str, model.Service] = {}
         self.seeds: dict[str, tuple[model.Step, ...]] = {}
-        # services whose address a service's templates use: started before it, like depends_on
-        self.template_deps: dict[str, list[str]] = {}
 
     # ---------------------------------------------------------------- services
 
@@ -177,10 +175,14 @@ class _Builder:
         ctx = self.ctx
         for name, origin in ctx.defs["services"].items():
             self.services[name] = self._service(name, origin)
-        for name, deps in self.template_deps.items():
-            svc = self.services[name]
-            implicit = tuple(d for d in deps if d not in svc.depends_on)
-            self.services[name] = replace(svc, depends_on=svc.depends_on + implicit)
+        for name, svc in self.services.items():
+            # a service whose address a template uses is started first, like depends_on
+            named = (r.service for r in templates.service_refs(svc))
+            implicit = tuple(dict.fromkeys(
+                d for d in named if d in self.services and d != name and d not in svc.depends_on
+            ))
+            if implicit:
+                self.services[name] = replace(svc, depends_on=svc.depends_on + implicit)
         self._check_depends_on()
         self.scope_services = {
             name: {i.name: i.protocol for i in svc.interfaces.values()}
@@ -339,10 +341,6 @@ class _Builder:
                     f"${{{ref.text}}}: unknown service {service!r}{suggest(service, defs)}", loc
                 )
                 continue
-            if ref.service != "self":
-                deps = self.template_deps.setdefault(owner, [])
-                if service not in deps:
-                    deps.append(service)
             ifaces = defs[service].data.get("interfaces") or {}
             if ref.interface not in ifaces:
                 self.ctx.error(

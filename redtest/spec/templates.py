@@ -9,8 +9,12 @@ literal dollar sign.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redtest.spec.model import Service
 
 ATTRIBUTES = ("host", "port", "addr", "url")
 _TOKEN = re.compile(r"\$\$|\$\{([^}]*)\}")
@@ -73,11 +77,15 @@ def expand(template: str, resolve: Callable[[Ref], str]) -> str:
     return _TOKEN.sub(replace, template)
 
 
-def service_refs(command: Iterable[str], env: Iterable[str], workdir: str | None) -> list[Ref]:
-    """Every reference in a service's command, env values and workdir (bad ones skipped:
-    validation reports them)."""
+def service_refs(svc: Service) -> list[Ref]:
+    """Every reference in a service's templated fields: command, env values, workdir,
+    healthcheck target and interface paths (bad ones skipped: validation reports them)."""
+    texts = [*(svc.command or ()), *svc.env.values(), svc.workdir or ""]
+    if svc.healthcheck is not None:
+        texts.append(svc.healthcheck.target)
+    texts += [i.path for i in svc.interfaces.values() if i.path]
     refs: list[Ref] = []
-    for text in (*command, *env, workdir or ""):
+    for text in texts:
         try:
             refs += parse(text)
         except ValueError:
