@@ -325,10 +325,8 @@ def test_commands_after_a_naming_command_wait_at_most_a_moment(
     # The SETNAME reply waits behind a blocking command: what follows is judged anyway
     # after a moment (under the old name) instead of stalling until the BLPOP ends.
     proxy.set_rules([rule(ErrorEffect("ERR worker"), command="ECHO", client="worker-*")])
-    started = time.monotonic()
     raw.send(b"BLPOP never-filled 3\r\nCLIENT SETNAME worker-1\r\nECHO x\r\n")
-    assert raw.read(3) == [None, b"OK", b"x"]
-    assert time.monotonic() - started < 4
+    assert raw.read(3) == [None, b"OK", b"x"]  # waiting for the name, ECHO x would get the error
     raw.send(b"ECHO y\r\n")  # settled by now: the new name counts
     assert str(raw.read(1)[0]) == "ERR worker"
 

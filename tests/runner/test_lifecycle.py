@@ -166,8 +166,9 @@ def test_keep_services_says_how_to_stop_and_what_no_longer_answers(cli, tmp_path
         assert [h[0] for h in hints] == ["cache", "app"], result.stderr
         assert all(_alive(p) for p in pids)
         assert "note: app was given a proxy's address for Redis" in result.stderr
+        assert all(pid == group for _, pid, group in hints)  # the hint stops that pid's group
     finally:
-        for _, pid, group in hints:  # what the printed command does (a group: their own session)
-            assert pid == group and int(group) > 1
+        for *_, group in hints:  # what the printed command does (each is its own session)
+            assert int(group) > 1  # never signal group 0 or 1 (ourselves, everything)
             os.killpg(int(group), signal.SIGTERM)
     _assert_all_stopped(pids)

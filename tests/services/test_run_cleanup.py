@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,20 +39,43 @@ scenarios:
 """
 
 
-def _servers_under(root: Path) -> list[int]:
-    """Live processes whose working directory lies under `root` (our servers' temp dirs)."""
+def _live_processes(match: Callable[[Path], bool]) -> list[int]:
+    """Live (not zombie) processes for which `match(/proc/PID)` holds."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cwd = os.readlink(entry / "cwd")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
+            if match(entry) and _running(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours to read
             continue
-        if cwd.startswith(str(root)) and state != "Z":
-            found.append(int(entry.name))
     return found
+
+
+def _servers_under(root: Path) -> list[int]:
+    """Processes whose working directory lies under `root` (our servers' temp dirs)."""
+    return _live_processes(lambda entry: os.readlink(entry / "cwd").startswith(str(root)))
+
+
+def _our_processes(marker: str) -> list[int]:
+    """Processes whose command line holds `marker` (unique to one test)."""
+    return _live_processes(lambda entry: marker.encode() in (entry / "cmdline").read_bytes())
+
+
+@contextlib.contextmanager
+def _redtest_run(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`redtest run ARGS` in a subprocess, killed if the test leaves it running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redtest", "run", *args], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _containers(suite: Path) -> list[str]:
@@ -111,19 +136,11 @@ def test_finished_run_leaves_nothing(runtime: str, workspace, which: str) -> Non
 def test_interrupted_run_leaves_nothing(runtime: str, workspace, sig: signal.Signals) -> None:  # type: ignore[no-untyped-def]
     suite, env = workspace
     tmp = Path(env["TMPDIR"])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "redtest", "run", str(suite), "-k", "slow", "--runtime", runtime],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    with _redtest_run([str(suite), "-k", "slow", "--runtime", runtime], env) as proc:
         assert _started(suite, runtime, tmp, proc), "the server never came up"
         time.sleep(1.0)  # into the 60 s sleep step
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode != 0, out.decode()
     deadline = time.monotonic() + 10
     while _leftovers(suite, runtime, tmp) and time.monotonic() < deadline:
@@ -200,22 +217,6 @@ def _running(pid: int) -> bool:
         return False
 
 
-def _our_processes(tmp: Path, marker: str) -> list[int]:
-    """Live processes whose command line holds `marker` (unique to one test)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 def _wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -238,20 +239,12 @@ def test_interrupt_while_the_server_starts_leaves_nothing(tmp_path: Path, sig: s
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp), NO_COLOR="1", REDTEST_REDIS_SERVER=str(fake))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "redtest", "run", str(suite), "-k", "quick", "--runtime", "local"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        assert _wait_for(lambda: len(_our_processes(tmp, marker)) >= 2), "the fake server never started"
+    with _redtest_run([str(suite), "-k", "quick", "--runtime", "local"], env) as proc:
+        assert _wait_for(lambda: len(_our_processes(marker)) >= 2), "the fake server never started"
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == (130 if sig == signal.SIGINT else 143), out.decode()
-    assert _wait_for(lambda: not _our_processes(tmp, marker), 10), _our_processes(tmp, marker)
+    assert _wait_for(lambda: not _our_processes(marker), 10), _our_processes(marker)
     assert list(tmp.iterdir()) == [], out.decode()
 
 
@@ -281,27 +274,19 @@ def test_second_ctrl_c_hurries_the_cleanup_and_leaves_nothing(tmp_path: Path) ->
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp), NO_COLOR="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "redtest", "run", str(suite), "--runtime", "local"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    with _redtest_run([str(suite), "--runtime", "local"], env) as proc:
         assert _wait_for(lambda: (tmp_path / "ready").exists() and bool(_servers_under(tmp)))
         time.sleep(1.0)  # into the sleep step
         proc.send_signal(signal.SIGINT)
         time.sleep(1.0)  # cleanup is waiting for the stubborn app
-        assert proc.poll() is None and _our_processes(tmp, marker), "the app should still be stopping"
+        assert proc.poll() is None and _our_processes(marker), "the app should still be stopping"
         began = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
         hurried = time.monotonic() - began
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, out.decode()
     assert b"Traceback" not in out
     assert hurried < 3.0, f"the second Ctrl-C did not hurry the cleanup ({hurried:.1f} s)"
-    assert _our_processes(tmp, marker) == []
+    assert _our_processes(marker) == []
     assert _servers_under(tmp) == []
     assert list(tmp.iterdir()) == [], out.decode()
