@@ -863,13 +863,9 @@ class ClientConnection(asyncio.Protocol):
                 return self._naming(argv[2])
             elif sub == b"REPLY" and n == 3:
                 mode = argv[2].upper()
-                if mode == b"ON":
-                    self.reply_off = False
-                    self.skip_next = 0
-                    return 1
-                if mode == b"OFF":
-                    self.reply_off = True
-                    return 0
+                if mode == b"ON" or mode == b"OFF":
+                    self._reply_mode(mode)
+                    return 0 if self.reply_off else 1  # ON is answered, OFF is not
                 if mode == b"SKIP":
                     if self.reply_off:
                         return 0
@@ -906,7 +902,8 @@ class ClientConnection(asyncio.Protocol):
         return ("name", new_name, resp3)
 
     def _reply_mode(self, mode: bytes) -> None:
-        """CLIENT REPLY run inside a transaction (outside one, _special handles it)."""
+        """CLIENT REPLY ON|OFF, or SKIP run inside a transaction (outside one, _special
+        counts it: this command and the next go unanswered)."""
         if mode == b"ON":
             self.reply_off = False
             self.skip_next = 0
