@@ -1,9 +1,10 @@
 """Proxy overhead: redis-benchmark and redis-py round trips, direct vs through FaultProxy.
 
-Starts a redis-server (a TCP port and a Unix socket) and three proxies, each in its own
+Starts a redis-server (a TCP port and a Unix socket) and four proxies, each in its own
 process: with no rules and with 10 rules that never match SET/GET, both reaching the
 server over its Unix socket as redtest does for the servers it starts (local,
-embedded); and with no rules over TCP, as for docker and external servers. Clients
+embedded); with no rules over TCP, as for docker and external servers; and with no
+rules and busy polling off (REDTEST_PROXY_BUSY_POLL_US=0), to show what it adds. Clients
 always reach the proxies over TCP, like the direct runs. Direct and proxied runs
 alternate, round by round, and every throughput is printed as a ratio to the direct
 run of the same round (median over rounds). Then a 50 MB value passes the no-rule
@@ -262,9 +263,12 @@ def serve_epoll_relay(upstream_port: int, unix: str | None) -> None:
 def serve_proxy(upstream_port: int, mode: str, unix: str) -> None:
     """Child process: run a proxy and print its port.
 
-    Modes: none / ten (rules), tcp (no rules, upstream over TCP), relay:VARIANT.
+    Modes: none / ten (rules), tcp (no rules, upstream over TCP), still (no rules, no
+    busy polling), relay:VARIANT.
     """
     upstream_unix = None if mode == "tcp" else unix
+    if mode == "still":
+        os.environ["REDTEST_PROXY_BUSY_POLL_US"] = "0"
     if mode.startswith("relay:"):
         serve_relay(upstream_port, mode[6:], upstream_unix)
         return
@@ -500,12 +504,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server, port = start_redis(tmp)
         unix = f"{tmp}/redis.sock"
-        proxies = [start_proxy(port, m, unix) for m in ("none", "ten", "tcp")]
+        proxies = [start_proxy(port, m, unix) for m in ("none", "ten", "tcp", "still")]
         ports = {
             "direct": port,
             "no rules": proxies[0][1],
             "10 rules": proxies[1][1],
             "no rules, TCP up": proxies[2][1],
+            "no rules, no busy poll": proxies[3][1],
         }
         for v in relays:
             proxies.append(start_proxy(port, f"relay:{v}", unix))

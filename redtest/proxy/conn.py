@@ -138,6 +138,7 @@ class ClientConnection(asyncio.Protocol):
 
     def __init__(self, proxy: FaultProxy) -> None:
         self.proxy = proxy
+        self.busy = proxy.busy  # busy polling after client traffic (busypoll.py)
         self.transport: asyncio.Transport | None = None
         self.up: asyncio.Transport | None = None
         self.up_pending: list[bytes] = []  # bytes for the server before it is connected
@@ -469,6 +470,9 @@ class ClientConnection(asyncio.Protocol):
     # -- client -> server ----------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        busy = self.busy
+        if busy is not None and not busy.armed:
+            busy.arm()
         if self.dead:
             return
         if self.suspended or self.queue:

@@ -17,7 +17,8 @@ from typing import Any
 
 import hiredis
 
-from redtest.errors import ProxyError
+from redtest.errors import ProxyError, UsageError
+from redtest.proxy import busypoll
 from redtest.proxy.conn import ClientConnection
 from redtest.proxy.keys import NEED_GETKEYS, KeyTable, fetch_key_table
 from redtest.proxy.resp import encode_command
@@ -63,6 +64,7 @@ class FaultProxy:
         self._server: asyncio.AbstractServer | None = None
         self._side: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._side_lock: asyncio.Lock | None = None
+        self.busy: busypoll.BusyPoll | None = None  # set by start(); read by connections
 
     # -- lifecycle (runner thread) -------------------------------------------------
 
@@ -71,6 +73,11 @@ class FaultProxy:
         if self._thread is not None:
             return
         loop = _new_loop()
+        try:
+            self.busy = busypoll.for_loop(loop)
+        except UsageError:
+            loop.close()
+            raise
         self._loop = loop
         self._thread = threading.Thread(
             target=loop.run_forever, name=f"redtest-proxy {self.name}", daemon=True
