@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from redtest.proxy._spin import spin  # built by `pip install -e .` (setup.py)
 
 from redtest.errors import UsageError
 from redtest.proxy import busypoll
 from redtest.proxy.server import FaultProxy
-
-from redtest.proxy._spin import spin  # built by `pip install -e .` (setup.py)
 
 
 @pytest.fixture
