@@ -4,15 +4,14 @@
  * packet costs an inter-processor interrupt and a trip through the hypervisor. A
  * proxy pays that twice per request (client -> server, server -> client), so right
  * after traffic the proxy's loop thread keeps its CPU awake for a short window
- * instead of sleeping in the poller, as haproxy's `busy-polling` does.
+ * instead of sleeping in the poller, like haproxy's `busy-polling` option.
  *
  *   spin(fd, window_us) -> True as soon as `fd` (the event loop's epoll descriptor)
  *       is readable, i.e. the loop has events to handle; False when `window_us`
  *       microseconds pass without that. The GIL is released while it waits, so other
  *       threads of the process (the runner's steps) run meanwhile, and it yields the
  *       CPU between polls: spinning must not delay redis-server or the client when
- *       they are runnable on the same CPU (without the yield, busy polling measured
- *       slower than sleeping).
+ *       they are runnable on the same CPU.
  *
  * It only asks poll(2) about the epoll descriptor; the events themselves stay for the
  * event loop to collect.

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from redtest.errors import Location, ServiceError
 from redtest.services import reuse_state
+from redtest.services.groups import stop_group
 from redtest.services.health import wait_redis_ping
 from redtest.services.runtime import (
-    HURRY,
     Endpoint,
     RunningService,
     free_port,
@@ -34,6 +34,7 @@ ENV_BINARY = "REDTEST_REDIS_SERVER"
 HOST = "127.0.0.1"
 _LOG_TAIL = 2000  # characters of server output quoted in errors
 _PORT_ATTEMPTS = 3  # free_port() can race with another process taking the port
+_STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a server is stopped
 SOCKET_NAME = "redis.sock"
 # sun_path holds 108 bytes on Linux (104 on macOS); longer paths cannot be bound.
 _MAX_SOCKET_PATH = 100
@@ -120,7 +121,7 @@ class ProcessRedis(RunningService):
         return f"the process exited with status {code}; output:\n{tail}"
 
     def _stop(self) -> None:
-        _kill_group(self.pid, self.proc)
+        stop_group(self.pid, self.proc, _STOP_GRACE)
         shutil.rmtree(self.workdir, ignore_errors=True)
         if self.state_key is not None:
             reuse_state.remove(self.state_key, pid=self.pid)
@@ -175,9 +176,9 @@ def _pick_up(service: Service, binary: str, runtime: str, key: str) -> ProcessRe
             )
         except ServiceError:
             pass
-        _kill_group(pid, None)
+        stop_group(pid, None, _STOP_GRACE)
     elif reuse_state.is_our_server(state):
-        _kill_group(pid, None)  # a different binary was asked for: replace the old server
+        stop_group(pid, None, _STOP_GRACE)  # a different binary was asked for: replace the old server
     shutil.rmtree(workdir, ignore_errors=True)
     reuse_state.remove(key)
     return None
@@ -277,30 +278,6 @@ def _die_with_parent_preexec():  # type: ignore[no-untyped-def]
     return preexec
 
 
-def _kill_group(pid: int, proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
-    """SIGTERM the process group, then SIGKILL after `grace` seconds; reap our child."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if sig == signal.SIGTERM and HURRY.is_set():
-            continue
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and (sig == signal.SIGKILL or not HURRY.is_set()):
-            if proc is not None:
-                if proc.poll() is not None:
-                    return
-            elif not pid_alive(pid):
-                return
-            time.sleep(0.02)
-    if proc is not None:
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-
-
 def stop_reusable_processes(suite_id: str | None = None) -> int:
     """Stop every local/embedded server kept by `reuse: true` (or only one suite's)."""
     count = 0
@@ -309,7 +286,7 @@ def stop_reusable_processes(suite_id: str | None = None) -> int:
             continue
         with reuse_state.locked(key):
             if reuse_state.is_our_server(state):
-                _kill_group(int(state["pid"]), None)
+                stop_group(int(state["pid"]), None, _STOP_GRACE)
                 count += 1
             if state.get("workdir"):
                 shutil.rmtree(state["workdir"], ignore_errors=True)

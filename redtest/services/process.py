@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from redtest.errors import ServiceError
+from redtest.services.groups import stop_group
 from redtest.services.health import wait_http, wait_tcp
 from redtest.services.runtime import HURRY, Endpoint, RunningService, free_port  # noqa: F401  (re-exported for the runner)
 from redtest.spec.model import DEFAULT_HEALTH_TIMEOUT, Service
 
 DEFAULT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
-KILL_WAIT = 2.0  # seconds to wait for SIGKILLed processes to vanish
 LOG_TAIL_BYTES = 64 * 1024  # logs() never returns more than this
 ERROR_TAIL_LINES = 30  # lines of output quoted in a start-up error
 NO_HEALTHCHECK_SETTLE = (
@@ -86,53 +85,7 @@ class RunningProcess(RunningService):
         super().stop()
 
     def _stop(self) -> None:
-        pgid = self.pid  # start_new_session made the child leader of its own group
-        deadline = time.monotonic() + self.grace
-        _signal_group(pgid, signal.SIGTERM)
-        while self._popen.poll() is None and time.monotonic() < deadline and not HURRY.is_set():
-            time.sleep(0.02)
-        # The leader may be gone while a child it spawned ignores SIGTERM: wait for the group.
-        while _group_alive(pgid) and time.monotonic() < deadline and not HURRY.is_set():
-            time.sleep(0.02)
-        if self._popen.poll() is None or _group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
-        self._popen.wait()
-        # SIGKILL is delivered asynchronously: return only once the group is really gone,
-        # so its ports and files are free for whatever starts next.
-        deadline = time.monotonic() + KILL_WAIT
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process is still in the group."""
-    proc = Path("/proc")
-    if proc.is_dir():
-        # Zombies answer killpg(0) until reaped, and orphans in a container may never be.
-        for entry in proc.iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # "pid (comm) state ppid pgrp ..." — comm may hold spaces and parentheses.
-            fields = stat[stat.rfind(")") + 2 :].split()
-            if len(fields) >= 3 and fields[2] == str(pgid) and fields[0] != "Z":
-                return True
-        return False
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+        stop_group(self.pid, self._popen, self.grace)  # start_new_session: the child leads its group
 
 
 def _default_endpoints(service: Service) -> dict[str, Endpoint]:
