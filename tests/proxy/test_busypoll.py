@@ -3,6 +3,7 @@ the GIL, and sleeps again once traffic stops."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import socket
@@ -92,8 +93,6 @@ def test_a_bad_window_is_a_usage_error(monkeypatch, raw) -> None:
 
 
 def test_window_defaults_and_zero_turns_it_off(monkeypatch) -> None:
-    import asyncio
-
     monkeypatch.delenv(busypoll.ENV, raising=False)
     assert busypoll.window_us() == busypoll.DEFAULT_WINDOW_US
     monkeypatch.setenv(busypoll.ENV, "0")
@@ -157,3 +156,21 @@ def test_a_bad_window_stops_redtest_proxy_with_one_line(redis_server) -> None:
     assert result.returncode == 2
     assert "REDTEST_PROXY_BUSY_POLL_US='soon': expected a whole number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_plain_asyncio_loops_busy_poll_on_their_selector(monkeypatch) -> None:
+    """Without uvloop the proxy runs on asyncio's loop: its epoll selector is polled."""
+    monkeypatch.delenv(busypoll.ENV, raising=False)
+    loop = asyncio.new_event_loop()
+    try:
+        busy = busypoll.for_loop(loop)
+        assert busy is not None
+        ready = loop.run_until_complete(_spin_while_a_callback_is_due(loop))
+        assert ready is True  # woken by call_soon_threadsafe's self-pipe, not the window
+    finally:
+        loop.close()
+
+
+async def _spin_while_a_callback_is_due(loop: asyncio.AbstractEventLoop) -> bool:
+    threading.Timer(0.05, loop.call_soon_threadsafe, (lambda: None,)).start()
+    return spin(busypoll.poller_fd(loop), 5_000_000)  # type: ignore[arg-type]
