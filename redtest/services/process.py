@@ -18,7 +18,7 @@ from pathlib import Path
 from redtest.errors import ServiceError
 from redtest.services.groups import stop_group
 from redtest.services.health import wait_http, wait_tcp
-from redtest.services.runtime import HURRY, Endpoint, RunningService, free_port  # noqa: F401  (re-exported for the runner)
+from redtest.services.runtime import Endpoint, RunningService, free_port  # noqa: F401  (re-exported for the runner)
 from redtest.spec.model import DEFAULT_HEALTH_TIMEOUT, Service
 
 DEFAULT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL

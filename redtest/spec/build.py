@@ -505,7 +505,7 @@ class _Builder:
         for i, source in enumerate(items):
             loc = doc.positions.text_start((*path, i))
             try:
-                chars = doc.positions.chars.get((*path, i))
+                chars = doc.positions.char_positions((*path, i))
                 compiled = expr.compile_expression(source, loc, scope, chars)
             except SpecError as exc:
                 self.ctx.errors.append(exc)

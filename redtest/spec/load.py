@@ -39,8 +39,8 @@ class Positions:
     values: dict[PathKey, Location] = field(default_factory=dict)
     keys: dict[PathKey, Location] = field(default_factory=dict)
     quoted: set[PathKey] = field(default_factory=set)  # scalars written in quotes
-    # (line, column) of each character of scalars written over several lines
-    chars: dict[PathKey, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    # scalars written over several lines, for char_positions (mapped only when asked)
+    multiline: dict[PathKey, ScalarNode] = field(default_factory=dict)
 
     def text_start(self, path: PathKey) -> Location:
         """Where a scalar's text begins: one past its opening quote, if it has one."""
@@ -48,6 +48,12 @@ class Positions:
         if tuple(path) in self.quoted:
             return Location(loc.file, loc.line, loc.col + 1)
         return loc
+
+    def char_positions(self, path: PathKey) -> tuple[tuple[int, int], ...] | None:
+        """The file (line, column) of each character of a scalar written over several
+        lines; None for a one-line scalar or when the two cannot be aligned."""
+        node = self.multiline.get(tuple(path))
+        return None if node is None else _char_positions(node)
 
     def of(self, path: PathKey) -> Location:
         """The location of the value at `path`, or of its nearest ancestor."""
@@ -146,9 +152,7 @@ class _Builder:
             if node.style in ("'", '"'):
                 self.positions.quoted.add(path)
             if node.start_mark.line != node.end_mark.line:
-                chars = _char_positions(node)
-                if chars is not None:
-                    self.positions.chars[path] = chars
+                self.positions.multiline[path] = node
             return self._scalar(node)
         if isinstance(node, SequenceNode):
             self._check_tag(node, "tag:yaml.org,2002:seq")
