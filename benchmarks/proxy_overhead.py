@@ -4,7 +4,8 @@ Starts a redis-server (a TCP port and a Unix socket) and four proxies, each in i
 process: with no rules and with 10 rules that never match SET/GET, both reaching the
 server over its Unix socket as redtest does for the servers it starts (local,
 embedded); with no rules over TCP, as for docker and external servers; and with no
-rules and busy polling off (REDTEST_PROXY_BUSY_POLL_US=0), to show what it adds. Clients
+rules and the fast lane off (REDTEST_PROXY_FAST_LANE=0: every connection on the asyncio
+path), to show what the lane adds. Clients
 always reach the proxies over TCP, like the direct runs. Direct and proxied runs
 alternate, round by round, and every throughput is printed as a ratio to the direct
 run of the same round (median over rounds). Then a 50 MB value passes the no-rule
@@ -263,12 +264,12 @@ def serve_epoll_relay(upstream_port: int, unix: str | None) -> None:
 def serve_proxy(upstream_port: int, mode: str, unix: str) -> None:
     """Child process: run a proxy and print its port.
 
-    Modes: none / ten (rules), tcp (no rules, upstream over TCP), still (no rules, no
-    busy polling), relay:VARIANT.
+    Modes: none / ten (rules), tcp (no rules, upstream over TCP), asyncio (no rules,
+    without the fast lane: every connection on the event loop), relay:VARIANT.
     """
     upstream_unix = None if mode == "tcp" else unix
-    if mode == "still":
-        os.environ["REDTEST_PROXY_BUSY_POLL_US"] = "0"
+    if mode == "asyncio":
+        os.environ["REDTEST_PROXY_FAST_LANE"] = "0"
     if mode.startswith("relay:"):
         serve_relay(upstream_port, mode[6:], upstream_unix)
         return
@@ -504,13 +505,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server, port = start_redis(tmp)
         unix = f"{tmp}/redis.sock"
-        proxies = [start_proxy(port, m, unix) for m in ("none", "ten", "tcp", "still")]
+        proxies = [start_proxy(port, m, unix) for m in ("none", "ten", "tcp", "asyncio")]
         ports = {
             "direct": port,
             "no rules": proxies[0][1],
             "10 rules": proxies[1][1],
             "no rules, TCP up": proxies[2][1],
-            "no rules, no busy poll": proxies[3][1],
+            "no rules, no fast lane": proxies[3][1],
         }
         for v in relays:
             proxies.append(start_proxy(port, f"relay:{v}", unix))

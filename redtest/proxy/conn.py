@@ -12,6 +12,7 @@ counts of replies still owed by the server and whatever the proxy must do after 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from redtest.proxy.rules import CompiledRule
 from redtest.spec.model import DelayEffect, DropEffect, ErrorEffect, ResponseEffect
 
 if TYPE_CHECKING:
+    from redtest.proxy.fastlane import Handover
     from redtest.proxy.server import FaultProxy
 
 __all__ = ["ClientConnection"]
@@ -91,6 +93,9 @@ _SPECIAL = {
     )
 }
 _SPECIAL_LENS = frozenset(len(n) for n in _SPECIAL)
+# Commands that change how later commands or replies are read: the fast lane hands a
+# connection over before relaying any of them.
+STATEFUL_COMMANDS = tuple(_SPECIAL)
 
 _first = itemgetter(0)
 _UNKNOWN = object()  # no plan computed yet for a command name
@@ -136,8 +141,9 @@ class _Upstream(asyncio.Protocol):
 class ClientConnection(asyncio.Protocol):
     """The client side of one proxied connection (see the module docstring)."""
 
-    def __init__(self, proxy: FaultProxy) -> None:
+    def __init__(self, proxy: FaultProxy, handover: Handover | None = None) -> None:
         self.proxy = proxy
+        self.handover = handover  # taken over from the fast lane (until connection_made)
         self.busy = proxy.busy  # busy polling after client traffic (busypoll.py)
         self.transport: asyncio.Transport | None = None
         self.up: asyncio.Transport | None = None
@@ -188,18 +194,43 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        h, self.handover = self.handover, None
+        if self.closed:  # `down` or the proxy's stop reached it while it was handed over
+            transport.abort()
+            if h is not None:
+                h.upstream.close()
+            return
         rules = self.proxy.rules
-        if rules.down_rules and rules.connection_refused() is not None:
+        if (h is None or h.fresh) and rules.down_rules and rules.connection_refused() is not None:
             self.closed = self.dead = True
             transport.abort()  # `down`: the connection is reset at once
+            if h is not None:
+                h.upstream.close()
             return
         self.proxy.conns.add(self)
-        asyncio.get_running_loop().create_task(self._connect_upstream())
+        loop = asyncio.get_running_loop()
+        if h is None:
+            loop.create_task(self._connect_upstream())
+            return
+        # From the fast lane: what it had counted and written goes first, in order.
+        if h.to_client:
+            transport.write(h.to_client)  # type: ignore[attr-defined]
+        if h.owed:
+            self.fifo.append(h.owed)
+        if h.to_server:
+            self.up_pending.append(h.to_server)
+        loop.create_task(self._connect_upstream(h.upstream))
+        if h.from_server:
+            self.server_data(h.from_server)
+        if h.from_client:
+            self.data_received(h.from_client)
 
-    async def _connect_upstream(self) -> None:
+    async def _connect_upstream(self, sock: socket.socket | None = None) -> None:
         try:
-            up, _ = await self.proxy.open_upstream(lambda: _Upstream(self))
+            up, _ = await self.proxy.open_upstream(lambda: _Upstream(self), sock)
         except OSError:
+            if sock is not None:
+                sock.close()
             self.close()
             return
         if self.closed:

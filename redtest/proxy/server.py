@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import hiredis
 
 from redtest.errors import ProxyError, UsageError
-from redtest.proxy import busypoll
-from redtest.proxy.conn import ClientConnection
+from redtest.proxy import busypoll, fastlane
+from redtest.proxy.conn import STATEFUL_COMMANDS, ClientConnection
+from redtest.proxy.fastlane import FastLane, Handover
 from redtest.proxy.keys import NEED_GETKEYS, KeyTable, fetch_key_table
 from redtest.proxy.resp import encode_command
 from redtest.proxy.rules import RuleSet
@@ -61,10 +63,11 @@ class FaultProxy:
         self.key_table: KeyTable | None = None  # fetched on the first key rule
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._listeners: list[socket.socket] = []
         self._side: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._side_lock: asyncio.Lock | None = None
         self.busy: busypoll.BusyPoll | None = None  # set by start(); read by connections
+        self.fast: FastLane | None = None  # relays new connections while no rule is active
 
     # -- lifecycle (runner thread) -------------------------------------------------
 
@@ -75,6 +78,7 @@ class FaultProxy:
         loop = _new_loop()
         try:
             self.busy = busypoll.for_loop(loop)
+            lane = fastlane.enabled()
         except UsageError:
             loop.close()
             raise
@@ -83,7 +87,7 @@ class FaultProxy:
             target=loop.run_forever, name=f"redtest-proxy {self.name}", daemon=True
         )
         self._thread.start()
-        fut = asyncio.run_coroutine_threadsafe(self._listen(), loop)
+        fut = asyncio.run_coroutine_threadsafe(self._listen(lane), loop)
         try:
             fut.result(timeout=10)
         except Exception as e:
@@ -92,14 +96,99 @@ class FaultProxy:
                 f"proxy for {self.name} cannot listen on {self.listen[0]}:{self.listen[1]}: {e}"
             ) from e
 
-    async def _listen(self) -> None:
+    async def _listen(self, lane: bool) -> None:
         loop = asyncio.get_running_loop()
         self._side_lock = asyncio.Lock()
-        self._server = await loop.create_server(
-            lambda: ClientConnection(self), self.listen[0], self.listen[1], reuse_address=True
-        )
-        host, port = self._server.sockets[0].getsockname()[:2]
-        self.address = (host, port)
+        self._listeners = _bind(*self.listen)
+        for sock in self._listeners:
+            loop.add_reader(sock.fileno(), self._accept, sock)
+        self.address = self._listeners[0].getsockname()[:2]
+        if lane:
+            window = busypoll.window_us() if busypoll._spin is not None else 0
+            self.fast = FastLane(loop, STATEFUL_COMMANDS, window, self._take_over)
+
+    def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(64):  # then let other events in
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # out of descriptors, say: listen again in a moment
+                loop.remove_reader(listener.fileno())
+                loop.call_later(1.0, self._relisten, listener)
+                return
+            sock.setblocking(False)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.fast is not None and not self.rules:
+                loop.create_task(self._start_in_lane(sock))
+            else:
+                loop.create_task(self._wrap(ClientConnection(self), sock))
+
+    def _relisten(self, listener: socket.socket) -> None:
+        if listener in self._listeners:
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
+
+    async def _start_in_lane(self, sock: socket.socket) -> None:
+        """Connect the upstream side, then relay the pair in C, unless rules came on meanwhile."""
+        try:
+            upstream = await self._upstream_socket()
+        except OSError:
+            sock.close()  # as a proxied connection whose server cannot be reached
+            return
+        if self.fast is not None and not self.rules:
+            try:
+                self.fast.add(sock, upstream)
+                return
+            except OSError:
+                pass
+        self._take_over(Handover(sock, upstream, fresh=True))
+
+    def _take_over(self, handover: Handover) -> None:
+        """A connection leaves the fast lane: a ClientConnection carries on with it."""
+        conn = ClientConnection(self, handover)
+        if not handover.fresh:
+            self.conns.add(conn)  # `down` and stop reach it before its transport exists
+        asyncio.get_running_loop().create_task(self._wrap(conn, handover.client))
+
+    async def _wrap(self, conn: ClientConnection, sock: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: conn, sock)
+        except OSError:
+            sock.close()
+            conn.abort()
+            self.conns.discard(conn)
+            if conn.handover is not None:
+                conn.handover.upstream.close()
+
+    async def _upstream_socket(self) -> socket.socket:
+        """A connected, non-blocking socket to the server (for the fast lane)."""
+        loop = asyncio.get_running_loop()
+        if self.upstream_unix:
+            targets: list[tuple[Any, ...]] = [
+                (socket.AF_UNIX, socket.SOCK_STREAM, 0, "", self.upstream_unix)
+            ]
+        else:
+            targets = list(await loop.getaddrinfo(*self.upstream, type=socket.SOCK_STREAM))
+        error: OSError = OSError(f"cannot resolve {self.upstream[0]}")
+        for family, kind, proto, _, address in targets:
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, address)
+            except OSError as e:
+                sock.close()
+                error = e
+                continue
+            if family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        raise error
+
+    def fast_lane_stats(self) -> tuple[int, int, int] | None:
+        """(pairs relayed in C now, commands relayed so far, hand-overs) or None when off."""
+        return self.fast.stats() if self.fast is not None else None
 
     def stop(self) -> None:
         """Close the listener and every connection, then stop and join the loop thread."""
@@ -119,8 +208,14 @@ class FaultProxy:
         self._thread = None
 
     async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        loop = asyncio.get_running_loop()
+        for sock in self._listeners:
+            loop.remove_reader(sock.fileno())
+            sock.close()
+        self._listeners = []
+        if self.fast is not None:
+            self.fast.close()
+            self.fast = None
         for conn in list(self.conns):
             conn.abort()
         if self._side is not None:
@@ -135,10 +230,14 @@ class FaultProxy:
         self.stop()
 
     async def open_upstream(
-        self, factory: Callable[[], asyncio.Protocol]
+        self, factory: Callable[[], asyncio.Protocol], sock: socket.socket | None = None
     ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
-        """Connect one upstream connection (loop thread)."""
+        """Connect one upstream connection, or wrap `sock`, already connected (loop thread)."""
         loop = asyncio.get_running_loop()
+        if sock is not None:
+            if sock.family == socket.AF_UNIX:
+                return await loop.create_unix_connection(factory, sock=sock)
+            return await loop.create_connection(factory, sock=sock)
         if self.upstream_unix:
             return await loop.create_unix_connection(factory, self.upstream_unix)
         return await loop.create_connection(factory, *self.upstream)
@@ -149,7 +248,9 @@ class FaultProxy:
         """Swap the rule set atomically; returns once the loop has applied it. `[]` switches faults off."""
         ruleset = RuleSet(rules, rng_seed=rng_seed, on_hit=self.on_hit)
         if ruleset.needs_keys and self.key_table is None:
-            self.key_table = fetch_key_table(*self.upstream, unix=self.upstream_unix)  # once per proxy
+            self.key_table = fetch_key_table(
+                *self.upstream, unix=self.upstream_unix
+            )  # once per proxy
         loop = self._loop
         if loop is None:
             raise ProxyError(f"proxy for {self.name} is not running")
@@ -170,6 +271,9 @@ class FaultProxy:
 
     def _apply(self, ruleset: RuleSet) -> None:
         ruleset.restart_clock()
+        if ruleset and self.fast is not None:  # rules need every command judged
+            for handover in self.fast.release_all():
+                self._take_over(handover)
         self.rules = ruleset
         if ruleset.down_rules:  # `down`: open connections go at once
             for conn in list(self.conns):
@@ -219,3 +323,26 @@ class FaultProxy:
         if isinstance(reply, list):
             return [k for k in reply if isinstance(k, bytes)]
         return []
+
+
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address of `host` (as loop.create_server), one port."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    socks: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(socks) > 1:  # the same port on every address
+                address = (address[0], socks[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(511)
+            sock.setblocking(False)
+    except OSError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks

@@ -14,7 +14,7 @@ from redis.retry import Retry
 from redis_support import start_redis_server
 
 from redtest.errors import Location
-from redtest.proxy import busypoll, conn, resp
+from redtest.proxy import busypoll, conn, fastlane, resp
 from redtest.proxy.server import FaultProxy
 from redtest.spec.model import Effect, Rule
 
@@ -57,13 +57,15 @@ def proxy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[FaultProxy]:
     """A proxy upstream over TCP (docker, external servers) or the Unix socket (local,
-    embedded), busy polling as by default; `python`: the Unix socket with neither the C
-    counters nor busy polling (the paths of an install without a C compiler)."""
+    embedded), with busy polling and the fast lane as by default; `python`: the Unix
+    socket with none of the C counters, busy polling or the fast lane (the paths of an
+    install without a C compiler)."""
     unix = str(redis_socket_dir / "redis.sock") if request.param != "tcp" else None
     if request.param == "python":
         monkeypatch.setattr(resp, "count_replies", None)
         monkeypatch.setattr(conn, "count_commands", None)
         monkeypatch.setattr(busypoll, "_spin", None)
+        monkeypatch.setattr(fastlane, "Relay", None)
     with FaultProxy(*redis_server, name="test", upstream_unix=unix) as p:
         yield p
 

@@ -1,0 +1,387 @@
+"""The fast lane (fastlane.py, _relay.c): with no rule active, new connections are relayed
+in C; anything it does not handle, and any rule switching on, hands the connection to
+the asyncio path without losing, reordering or repeating a byte."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import hiredis
+import pytest
+import redis
+from redtest.proxy._relay import Relay  # built by `pip install -e .` (setup.py)
+
+from redtest.errors import UsageError
+from redtest.proxy import fastlane
+from redtest.proxy.conn import STATEFUL_COMMANDS
+from redtest.proxy.resp import encode_command
+from redtest.proxy.server import FaultProxy
+from redtest.spec.model import DownEffect, ErrorEffect
+
+from .conftest import RawClient, rule
+
+
+@pytest.fixture(params=["unix", "tcp"])
+def lane(
+    request: pytest.FixtureRequest,
+    redis_server: tuple[str, int],
+    redis_socket_dir: Path,
+    direct: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[FaultProxy]:
+    monkeypatch.delenv(fastlane.ENV, raising=False)
+    unix = str(redis_socket_dir / "redis.sock") if request.param == "unix" else None
+    with FaultProxy(*redis_server, name="lane", upstream_unix=unix) as p:
+        assert p.fast_lane_stats() is not None
+        yield p
+
+
+def cmds(*commands: tuple[object, ...]) -> bytes:
+    return b"".join(encode_command(*c) for c in commands)  # type: ignore[arg-type]
+
+
+def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_plain_pipelines_are_relayed_in_c_in_order(lane: FaultProxy) -> None:
+    raw = RawClient(lane.address)
+    for batch in range(40):  # a few KB each: one read apiece, so none is split
+        commands = []
+        for i in range(batch * 50, batch * 50 + 50):
+            commands += [(b"SET", f"lane:{i}", str(i)), (b"GET", f"lane:{i}")]
+        raw.send(cmds(*commands))
+        replies = raw.read(len(commands))
+        assert replies == [x for i in range(batch * 50, batch * 50 + 50) for x in (b"OK", str(i).encode())]
+    assert lane.fast_lane_stats() == (1, 4000, 0)  # (pairs in C, commands relayed, hand-overs)
+    raw.close()
+    wait_for(lambda: lane.fast_lane_stats()[0] == 0)  # type: ignore[index]
+
+
+def test_a_stateful_command_hands_the_connection_over(lane: FaultProxy) -> None:
+    raw = RawClient(lane.address)
+    raw.send(cmds((b"SET", b"t", b"1")))
+    assert raw.read(1) == [b"OK"]
+    raw.send(cmds((b"MULTI",), (b"INCR", b"t"), (b"EXEC",), (b"GET", b"t")))
+    assert raw.read(4) == [b"OK", b"QUEUED", [2], b"2"]
+    assert lane.fast_lane_stats() == (0, 1, 1)
+    # Now on the asyncio path: a rule applies to it at once.
+    lane.set_rules([rule(ErrorEffect(message="ERR injected"), command="GET")])
+    raw.send(cmds((b"GET", b"t")))
+    (reply,) = raw.read(1)
+    assert isinstance(reply, hiredis.ReplyError) and str(reply) == "ERR injected"
+    raw.close()
+
+
+def test_rules_switching_on_take_every_connection_out_of_the_lane(lane: FaultProxy) -> None:
+    clients = [RawClient(lane.address) for _ in range(5)]
+    for i, c in enumerate(clients):
+        c.send(cmds((b"SET", f"sw:{i}", b"v")))
+        assert c.read(1) == [b"OK"]
+    assert lane.fast_lane_stats()[0] == 5  # type: ignore[index]
+    lane.set_rules([rule(ErrorEffect(message="ERR no"), command="GET")])
+    assert lane.fast_lane_stats()[0] == 0  # type: ignore[index]
+    for i, c in enumerate(clients):
+        c.send(cmds((b"GET", f"sw:{i}"), (b"STRLEN", f"sw:{i}")))
+        err, length = c.read(2)
+        assert str(err) == "ERR no" and length == 1
+        c.close()
+
+
+def test_replies_owed_in_the_lane_come_before_an_injected_one(
+    lane: FaultProxy, direct: redis.Redis
+) -> None:
+    raw = RawClient(lane.address)
+    raw.send(cmds((b"BLPOP", b"owed:list", b"10")))  # relayed in C; its reply is owed
+    wait_for(lambda: direct.info("clients")["blocked_clients"] == 1)
+    lane.set_rules([rule(ErrorEffect(message="ERR after"), command="GET")])
+    raw.send(cmds((b"GET", b"owed:x")))  # answered by the proxy, but only after BLPOP's reply
+    time.sleep(0.1)
+    direct.rpush("owed:list", "item")
+    popped, injected = raw.read(2)
+    assert popped == [b"owed:list", b"item"]
+    assert isinstance(injected, hiredis.ReplyError) and str(injected) == "ERR after"
+    raw.close()
+
+
+def test_down_closes_connections_in_the_lane_and_they_return_after(lane: FaultProxy) -> None:
+    raw = RawClient(lane.address)
+    raw.send(cmds((b"PING",)))
+    assert raw.read(1) == [b"PONG"]
+    lane.set_rules([rule(DownEffect())])
+    assert raw.closed()
+    refused = RawClient(lane.address)  # `down` refuses new connections too
+    assert refused.closed()
+    refused.close()
+    lane.set_rules([])
+    again = RawClient(lane.address)
+    again.send(cmds((b"PING",)))
+    assert again.read(1) == [b"PONG"]
+    assert lane.fast_lane_stats()[0] == 1  # type: ignore[index]
+    again.close()
+
+
+def test_a_command_split_across_packets_is_handed_over_whole(lane: FaultProxy) -> None:
+    raw = RawClient(lane.address)
+    data = encode_command(b"SET", b"split", b"x" * 1000) + encode_command(b"GET", b"split")
+    raw.sock.sendall(data[:500])
+    time.sleep(0.1)  # the relay reads the first half alone
+    raw.sock.sendall(data[500:])
+    assert raw.read(2) == [b"OK", b"x" * 1000]
+    assert lane.fast_lane_stats()[2] == 1  # type: ignore[index]
+    raw.close()
+
+
+def test_large_values_pass_through_the_hand_over(lane: FaultProxy, direct: redis.Redis) -> None:
+    value = os.urandom(5 * 1024 * 1024)
+    direct.set("big", value)
+    raw = RawClient(lane.address)
+    raw.send(cmds((b"GET", b"big"), (b"STRLEN", b"big"), (b"GET", b"big")))
+    assert raw.read(3) == [value, len(value), value]
+    raw.close()
+
+
+def test_half_close_with_replies_owed_still_delivers_them(lane: FaultProxy) -> None:
+    raw = RawClient(lane.address)
+    raw.send(cmds((b"SET", b"half", b"1"), (b"INCR", b"half")))
+    raw.sock.shutdown(socket.SHUT_WR)
+    assert raw.read(2) == [b"OK", 2]
+    assert raw.closed()
+    raw.close()
+
+
+def test_a_client_leaving_closes_its_server_connection(
+    lane: FaultProxy, direct: redis.Redis
+) -> None:
+    before = len(direct.client_list())
+    raw = RawClient(lane.address)
+    raw.send(cmds((b"PING",)))
+    assert raw.read(1) == [b"PONG"]
+    assert len(direct.client_list()) == before + 1
+    raw.close()
+    wait_for(lambda: len(direct.client_list()) == before)
+    assert lane.fast_lane_stats()[:2] == (0, 1)  # type: ignore[index]
+
+
+def test_the_server_closing_closes_the_client(lane: FaultProxy, direct: redis.Redis) -> None:
+    raw = RawClient(lane.address)
+    raw.send(cmds((b"CLIENT", b"SETINFO", b"LIB-NAME", b"x")))  # CLIENT: hands it over
+    raw.read(1)
+    other = RawClient(lane.address)
+    other.send(cmds((b"PING",)))
+    assert other.read(1) == [b"PONG"]
+    assert lane.fast_lane_stats()[0] == 1  # type: ignore[index]
+    killed = direct.client_kill_filter(skipme=True, _type="normal")
+    assert killed >= 2
+    assert other.closed() and raw.closed()
+    wait_for(lambda: lane.fast_lane_stats()[0] == 0)  # type: ignore[index]
+
+
+def test_stopping_the_proxy_closes_what_the_lane_holds(
+    redis_server: tuple[str, int], direct: redis.Redis
+) -> None:
+    fds_before = len(os.listdir("/proc/self/fd"))
+    proxy = FaultProxy(*redis_server, name="stop")
+    proxy.start()
+    clients = [RawClient(proxy.address) for _ in range(3)]
+    for c in clients:
+        c.send(cmds((b"PING",)))
+        assert c.read(1) == [b"PONG"]
+    proxy.stop()
+    for c in clients:
+        assert c.closed()
+        c.close()
+    assert len(os.listdir("/proc/self/fd")) == fds_before  # sockets, epoll, eventfds
+
+
+def test_rules_toggling_under_load_lose_no_reply(lane: FaultProxy) -> None:
+    """Connections move out of the lane while their pipelines are in flight."""
+    failures: list[str] = []
+
+    def work(n: int) -> None:
+        raw = RawClient(lane.address)
+        try:
+            for rnd in range(40):
+                if rnd % 5 == 4:  # a new connection starts in the lane when no rule is on
+                    raw.close()
+                    raw = RawClient(lane.address)
+                batch = []
+                for i in range(50):
+                    batch += [(b"SET", f"tg:{n}:{i}", f"{rnd}.{i}"), (b"GET", f"tg:{n}:{i}")]
+                raw.send(cmds(*batch))
+                got = raw.read(len(batch))
+                want: list[object] = []
+                for i in range(50):
+                    want += [b"OK", f"{rnd}.{i}".encode()]
+                if got != want:
+                    failures.append(f"client {n} round {rnd}")
+                    return
+        except Exception as e:  # reported below, with the thread it came from
+            failures.append(f"client {n}: {e!r}")
+        finally:
+            raw.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    toggles = 0
+    while any(t.is_alive() for t in threads):
+        lane.set_rules([rule(ErrorEffect(message="ERR never"), command="NOSUCHCOMMAND")])
+        lane.set_rules([])
+        toggles += 1
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert toggles > 5
+
+
+def test_off_by_environment_and_a_bad_value_is_a_usage_error(
+    redis_server: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(fastlane.ENV, "0")
+    with FaultProxy(*redis_server, name="off") as proxy:
+        assert proxy.fast_lane_stats() is None
+        r = redis.Redis(*proxy.address)
+        assert r.ping() is True
+        r.close()
+    monkeypatch.setenv(fastlane.ENV, "maybe")
+    with pytest.raises(UsageError, match=f"{fastlane.ENV}='maybe': expected 1"):
+        FaultProxy(*redis_server, name="bad").start()
+
+
+def test_a_bad_setting_stops_redtest_proxy_with_one_line(redis_server: tuple[str, int]) -> None:
+    env = dict(os.environ, REDTEST_PROXY_FAST_LANE="fast")
+    result = subprocess.run(
+        [sys.executable, "-m", "redtest", "proxy", "--upstream", f"{redis_server[0]}:{redis_server[1]}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "REDTEST_PROXY_FAST_LANE='fast': expected 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- the C relay alone, between socket pairs --------------------------------------------
+
+
+@pytest.fixture
+def relay() -> Iterator[tuple[Relay, socket.socket, socket.socket]]:
+    """A Relay holding one pair: returns it with the application's and the server's ends."""
+    app, client_side = socket.socketpair()
+    upstream_side, server = socket.socketpair()
+    r = Relay(STATEFUL_COMMANDS, 0)
+    client_side.setblocking(False)
+    upstream_side.setblocking(False)
+    r.add(client_side.detach(), upstream_side.detach())
+    app.settimeout(5)
+    server.settimeout(5)
+    yield r, app, server
+    r.close()
+    app.close()
+    server.close()
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "closed early"
+        data += chunk
+    return data
+
+
+def test_relay_forwards_and_counts_replies_owed(relay) -> None:
+    r, app, server = relay
+    pings = encode_command(b"PING") * 3
+    app.sendall(pings)
+    assert recv_exactly(server, len(pings)) == pings
+    server.sendall(b"+PONG\r\n")
+    assert recv_exactly(app, 7) == b"+PONG\r\n"
+    assert r.stats() == (1, 3, 0)
+    (state,) = r.release_all()
+    client_fd, upstream_fd, owed, *held = state
+    assert owed == 2 and held == [b"", b"", b"", b""]
+    assert r.stats()[0] == 0
+    os.close(client_fd)
+    os.close(upstream_fd)
+
+
+@pytest.mark.parametrize("name", [b"MULTI", b"multi", b"Client", b"HELLO", b"SUBSCRIBE"])
+def test_relay_hands_over_a_stateful_command_untouched(relay, name) -> None:
+    r, app, _server = relay
+    chunk = encode_command(b"SET", b"a", b"1") + encode_command(name, b"x")
+    app.sendall(chunk)
+    wait_for(lambda: r.stats()[2] == 1)
+    (state,) = r.take_escaped()
+    client_fd, upstream_fd, owed, from_client, from_server, to_client, to_server = state
+    # The whole chunk is handed over unforwarded: nothing of it was counted.
+    assert (owed, from_client, from_server, to_client, to_server) == (0, chunk, b"", b"", b"")
+    assert name.upper() in STATEFUL_COMMANDS
+    os.close(client_fd)
+    os.close(upstream_fd)
+
+
+def test_relay_hands_over_a_reply_nobody_asked_for(relay) -> None:
+    r, _app, server = relay
+    server.sendall(b"-ERR max number of clients reached\r\n")
+    wait_for(lambda: r.stats()[2] == 1)
+    (state,) = r.take_escaped()
+    assert state[2:] == (0, b"", b"-ERR max number of clients reached\r\n", b"", b"")
+    os.close(state[0])
+    os.close(state[1])
+
+
+def test_relay_hands_over_what_a_full_socket_did_not_take(relay) -> None:
+    r, app, server = relay
+    n = 2000
+    commands = encode_command(b"GET", b"k") * n
+    app.sendall(commands)
+    assert recv_exactly(server, len(commands)) == commands
+    reply = b"$1000\r\n" + b"v" * 1000 + b"\r\n"
+    # The application reads nothing: its socket fills up and the relay must let go.
+    sent = 0
+    while sent < n and r.stats()[2] == 0:
+        server.sendall(reply * 10)
+        sent += 10
+        time.sleep(0.001)
+    wait_for(lambda: r.stats()[2] == 1)
+    (state,) = r.take_escaped()
+    client_fd, upstream_fd, owed, from_client, from_server, to_client, to_server = state
+    assert to_client and not (from_server or from_client or to_server)
+    app.setblocking(False)
+    delivered = b""
+    while True:
+        try:
+            chunk = app.recv(1 << 20)
+        except BlockingIOError:
+            break
+        delivered += chunk
+    # What reached the application, then what is handed over, is what the server sent
+    # first; the replies counted as owed are those the relay has not read.
+    assert (delivered + to_client) == reply * ((len(delivered) + len(to_client)) // len(reply))
+    assert owed == n - (len(delivered) + len(to_client)) // len(reply)
+    os.close(client_fd)
+    os.close(upstream_fd)
+
+
+def test_relay_close_is_idempotent_and_add_after_close_fails() -> None:
+    r = Relay(STATEFUL_COMMANDS, 0)
+    r.close()
+    r.close()
+    a, b = socket.socketpair()
+    with pytest.raises(RuntimeError):
+        r.add(a.fileno(), b.fileno())
+    a.close()
+    b.close()
