@@ -10,7 +10,8 @@
  * It handles only the plain case and hands everything else to the asyncio path
  * ("escapes" the connection pair, once and for all):
  *   - a client chunk that is not a run of complete canonical commands whose names are
- *     not in `specials` (MULTI, CLIENT, HELLO, SUBSCRIBE, ...: connection state);
+ *     not in `specials` (MULTI, HELLO, SUBSCRIBE, ...: connection state; of CLIENT,
+ *     only SETNAME and REPLY);
  *   - a server chunk that is not a run of complete replies owed to earlier commands
  *     (a partial or large reply, a push);
  *   - a write the peer's socket does not take at once (back-pressure);
@@ -26,8 +27,10 @@
  *   take_escaped() -> [pair]          pairs that escaped, handed to the caller.
  *   release_all() -> [pair]           every pair, escaped or not (rules switch on).
  *       pair = (client_fd, upstream_fd, owed, from_client, from_server, to_client,
- *               to_server); the caller owns the sockets and must deliver to_client and
- *               to_server first, then handle from_server and from_client.
+ *               to_server, resp3, hello); the caller owns the sockets and must deliver
+ *               to_client and to_server first, then handle from_server and
+ *               from_client. resp3: the connection speaks RESP3; hello (2 or 3): the
+ *               first reply owed answers a HELLO asking for that protocol.
  *   stats() -> (pairs relayed now, commands relayed, escapes)
  *   close()                           stops the thread and closes what it still owns.
  *
@@ -70,6 +73,8 @@ struct Pair {
     int fd[2];
     int state;
     long long owed; /* replies the server owes for commands relayed so far */
+    int resp3;      /* HELLO 3 was taken by the server */
+    int hello;      /* 2 or 3: a HELLO was relayed, its reply (the next one) is awaited */
     char *held[HELD];
     size_t held_len[HELD];
     unsigned long dead_gen; /* the generation in which the pair left the epoll set */
@@ -84,9 +89,10 @@ typedef struct {
     int stopping;
     int ep, notify_fd, wake_fd;
     long long window_ns;
-    char specials[MAX_SPECIALS][SPECIAL_LEN];
-    size_t special_len[MAX_SPECIALS];
+    char specials[MAX_SPECIALS][SPECIAL_LEN]; /* upper case, NUL-terminated */
     int nspecials;
+    int hello_seen; /* HELLOs accepted in the chunk being scanned, */
+    int hello_proto; /* and the protocol the last one asks for */
     Pair *pairs; /* every pair not yet freed, whatever its state */
     unsigned long gen;
     int gone; /* pairs waiting to be freed */
@@ -102,20 +108,78 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* accept() for scan_commands: a name that is not one of the specials, in any case. */
-static int plain_name(void *ctx, const char *name, long long len)
+/* Whether `s` (len bytes) is `upper_word` in any case. */
+static int same_word(const char *s, long long len, const char *upper_word)
+{
+    size_t n = strlen(upper_word);
+    if ((size_t)len != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (((c >= 'a' && c <= 'z') ? (char)(c - 32) : c) != upper_word[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* The next bulk string argument at *p (not checked by the scanner yet): its bytes and
+ * length, and *p moved past it; NULL when it is not there whole. */
+static const char *next_arg(const char **p, const char *end, long long *len)
+{
+    if (*p >= end || **p != '$')
+        return NULL;
+    const char *arg = resp_read_number(*p + 1, end, 0, len);
+    if (arg == NULL || end - arg < *len + 2)
+        return NULL;
+    *p = arg + *len + 2;
+    return arg;
+}
+
+/* HELLO 2|3 without SETNAME (redis-py 8 opens every connection with HELLO 3): stays in
+ * the lane, which then learns the protocol from its reply. Anything else: 0. */
+static int plain_hello(Relay *r, long long argc, const char *rest, const char *end)
+{
+    long long len;
+    const char *arg = next_arg(&rest, end, &len);
+    if (argc < 2 || arg == NULL || len != 1 || (arg[0] != '2' && arg[0] != '3'))
+        return 0;
+    int proto = arg[0] - '0';
+    for (long long i = 2; i < argc; i++) {
+        arg = next_arg(&rest, end, &len);
+        if (arg == NULL || same_word(arg, len, "SETNAME"))
+            return 0;
+    }
+    r->hello_seen++;
+    r->hello_proto = proto;
+    return 2;
+}
+
+/* accept() for scan_commands: a command that is not one of the specials, in any case.
+ * CLIENT is special only for SETNAME and REPLY (which change what the proxy must know);
+ * CLIENT SETINFO, sent by redis-py on every new connection, stays in the lane, as does
+ * a plain HELLO (plain_hello). */
+static int plain_command(void *ctx, const char *name, long long len, long long argc,
+                         const char *rest, const char *end)
 {
     Relay *r = ctx;
     if (len >= SPECIAL_LEN)
         return 1;
-    char upper[SPECIAL_LEN];
-    for (long long i = 0; i < len; i++) {
-        char c = name[i];
-        upper[i] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
-    }
-    for (int i = 0; i < r->nspecials; i++)
-        if (r->special_len[i] == (size_t)len && memcmp(r->specials[i], upper, (size_t)len) == 0)
+    if (same_word(name, len, "CLIENT")) {
+        long long sub_len;
+        const char *sub = next_arg(&rest, end, &sub_len);
+        if (argc < 2 || sub == NULL)
             return 0;
+        if (same_word(sub, sub_len, "SETNAME") || same_word(sub, sub_len, "REPLY"))
+            return 0;
+        return 2; /* judged for this command only: the next CLIENT may be SETNAME */
+    }
+    if (same_word(name, len, "HELLO"))
+        return plain_hello(r, argc, rest, end);
+    for (int i = 0; i < r->nspecials; i++) {
+        char *word = r->specials[i];
+        if (same_word(name, len, word))
+            return 0;
+    }
     return 1;
 }
 
@@ -203,11 +267,15 @@ static void handle(Relay *r, End *end)
     }
     const char *data = r->buf;
     if (side == CLIENT) {
-        long n = scan_commands(data, data + got, plain_name, r);
-        if (n < 0) {
+        r->hello_seen = 0;
+        long n = scan_commands(data, data + got, plain_command, r);
+        /* A HELLO must come alone, with nothing owed: then its reply is the next one. */
+        if (n < 0 || (r->hello_seen && (n != 1 || p->owed != 0 || p->hello))) {
             escape(r, p, FROM_CLIENT, data, (size_t)got);
             return;
         }
+        if (r->hello_seen)
+            p->hello = r->hello_proto;
         p->owed += n;
         r->commands += (unsigned long long)n;
         forward(r, p, UPSTREAM, data, (size_t)got);
@@ -218,6 +286,12 @@ static void handle(Relay *r, End *end)
             return;
         }
         p->owed -= n;
+        if (p->hello && n > 0) { /* HELLO's reply: an error or a null leaves the protocol */
+            if (!(data[0] == '-' || data[0] == '!' || data[0] == '_' ||
+                  (got >= 3 && memcmp(data, "*-1", 3) == 0)))
+                p->resp3 = p->hello == 3;
+            p->hello = 0;
+        }
         forward(r, p, CLIENT, data, (size_t)got);
     }
 }
@@ -314,8 +388,8 @@ static PyObject *pair_tuple(Pair *p)
             return NULL;
         }
     }
-    return Py_BuildValue("(iiLNNNN)", p->fd[CLIENT], p->fd[UPSTREAM], p->owed, held[0],
-                         held[1], held[2], held[3]);
+    return Py_BuildValue("(iiLNNNNii)", p->fd[CLIENT], p->fd[UPSTREAM], p->owed, held[0],
+                         held[1], held[2], held[3], p->resp3, p->hello);
 }
 
 /* Hand over the escaped pairs (and the active ones when take_active) as tuples; they
@@ -500,7 +574,7 @@ static int Relay_init(Relay *r, PyObject *args, PyObject *kwds)
         size_t len = (size_t)PyBytes_GET_SIZE(name);
         for (size_t j = 0; j < len; j++)
             r->specials[i][j] = (s[j] >= 'a' && s[j] <= 'z') ? (char)(s[j] - 32) : s[j];
-        r->special_len[i] = len;
+        r->specials[i][len] = '\0';
     }
     r->nspecials = (int)count;
     r->window_ns = window_us * 1000LL;

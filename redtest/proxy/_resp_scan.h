@@ -6,9 +6,13 @@
  *
  *   scan_commands(p, end, accept, ctx) -> the number of commands when the chunk is
  *       exactly a run of complete commands in the canonical encoding (*<argc>\r\n then
- *       argc bulk strings $<len>\r\n<bytes>\r\n, argc >= 1) and accept(ctx, name, len)
- *       says yes (1) for every command name (first argument, as sent); -1 otherwise;
- *       -2 when accept failed (-1 from it: a Python error is set).
+ *       argc bulk strings $<len>\r\n<bytes>\r\n, argc >= 1) and accept() says yes for
+ *       every command; -1 otherwise; -2 when accept failed (a Python error is set).
+ *       accept(ctx, name, len, argc, rest, end) sees the command name (first argument,
+ *       as sent), the argument count and the bytes after the name (`rest`, up to the
+ *       chunk's `end`, not checked yet); it answers 1 (yes, and for every following
+ *       command of the same name), 2 (yes, for this command only), 0 (no) or -1
+ *       (failed).
  *   scan_replies(p, end) -> the number of replies when the chunk is exactly a run of
  *       complete replies (RESP2 and RESP3, nested aggregates included) with no push (>)
  *       or attribute (|) frame; else -1.
@@ -50,9 +54,10 @@ static const char *resp_read_number(const char *p, const char *end, int allow_ne
     return p + 2;
 }
 
-typedef int (*resp_accept_name)(void *ctx, const char *name, long long len);
+typedef int (*resp_accept_command)(void *ctx, const char *name, long long len,
+                                   long long argc, const char *rest, const char *end);
 
-static long scan_commands(const char *p, const char *end, resp_accept_name accept, void *ctx)
+static long scan_commands(const char *p, const char *end, resp_accept_command accept, void *ctx)
 {
     long count = 0;
     const char *last_name = NULL; /* the last name accepted */
@@ -74,13 +79,15 @@ static long scan_commands(const char *p, const char *end, resp_accept_name accep
                 return -1;
             if (i == 0 && !(len == last_len && memcmp(p, last_name, (size_t)len) == 0)) {
                 /* a pipeline mostly repeats one name: judge only a name that changed */
-                int ok = accept(ctx, p, len);
+                int ok = accept(ctx, p, len, argc, p + len + 2, end);
                 if (ok < 0)
                     return -2;
                 if (!ok)
                     return -1;
-                last_name = p;
-                last_len = len;
+                if (ok == 1) {
+                    last_name = p;
+                    last_len = len;
+                }
             }
             p += len + 2;
         }

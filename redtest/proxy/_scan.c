@@ -24,8 +24,12 @@
 #include "_resp_scan.h"
 
 /* accept() for scan_commands: the name is in the Python set `ctx`. */
-static int name_in_set(void *ctx, const char *name, long long len)
+static int name_in_set(void *ctx, const char *name, long long len, long long argc,
+                       const char *rest, const char *end)
 {
+    (void)argc;
+    (void)rest;
+    (void)end;
     PyObject *key = PyBytes_FromStringAndSize(name, (Py_ssize_t)len);
     if (key == NULL)
         return -1;

@@ -215,8 +215,18 @@ class ClientConnection(asyncio.Protocol):
         # From the fast lane: what it had counted and written goes first, in order.
         if h.to_client:
             transport.write(h.to_client)  # type: ignore[attr-defined]
-        if h.owed:
-            self.fifo.append(h.owed)
+        self.resp3 = h.resp3
+        owed = h.owed
+        if h.hello:  # the first reply owed answers HELLO: as _apply does for "name"
+            marker = _Marker(_NAME)
+            marker.settles = (None, h.hello == 3)
+            self.fifo.append(marker)
+            owed -= 1
+            self.awaiting_name = marker
+            self.suspended = True
+            loop.call_later(_NAME_WAIT, self._name_overdue, marker)
+        if owed:
+            self.fifo.append(owed)
         if h.to_server:
             self.up_pending.append(h.to_server)
         loop.create_task(self._connect_upstream(h.upstream))

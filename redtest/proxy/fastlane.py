@@ -34,9 +34,10 @@ class Handover:
     """A connection pair leaving the fast lane, with what the relay held for it.
 
     The new owner writes `to_client` and `to_server` first (already counted), then
-    handles `from_server` and `from_client` (not judged yet). `fresh`: it never ran in
-    the lane (the rules switched on while its upstream connected), so it is judged as a
-    new connection.
+    handles `from_server` and `from_client` (not judged yet). `resp3`: the server took a
+    HELLO 3. `hello` (2 or 3): the first of the `owed` replies answers a HELLO asking for
+    that protocol. `fresh`: it never ran in the lane (the rules switched on while its
+    upstream connected), so it is judged as a new connection.
     """
 
     client: socket.socket
@@ -46,6 +47,8 @@ class Handover:
     from_server: bytes = b""
     to_client: bytes = b""
     to_server: bytes = b""
+    resp3: bool = False
+    hello: int = 0
     fresh: bool = False
 
 
@@ -54,11 +57,12 @@ def enabled() -> bool:
     raw = os.environ.get(ENV, "").strip()
     if raw not in ("", "0", "1"):
         raise UsageError(f"{ENV}={raw!r}: expected 1 (on, the default) or 0 (off)")
-    return raw != "0" and Relay is not None
+    # REDTEST_PROXY_PURE_PYTHON (resp.py) measures the proxy without its C paths.
+    return raw != "0" and Relay is not None and not os.environ.get("REDTEST_PROXY_PURE_PYTHON")
 
 
-def _handover(state: tuple[int, int, int, bytes, bytes, bytes, bytes]) -> Handover:
-    client_fd, upstream_fd, owed, from_client, from_server, to_client, to_server = state
+def _handover(state: tuple[Any, ...]) -> Handover:
+    client_fd, upstream_fd, owed, from_client, from_server, to_client, to_server = state[:7]
     return Handover(
         socket.socket(fileno=client_fd),
         socket.socket(fileno=upstream_fd),
@@ -67,6 +71,8 @@ def _handover(state: tuple[int, int, int, bytes, bytes, bytes, bytes]) -> Handov
         from_server,
         to_client,
         to_server,
+        resp3=bool(state[7]),
+        hello=state[8],
     )
 
 

@@ -18,7 +18,7 @@ import redis
 from redtest.proxy._spin import spin  # built by `pip install -e .` (setup.py)
 
 from redtest.errors import UsageError
-from redtest.proxy import busypoll
+from redtest.proxy import busypoll, fastlane
 from redtest.proxy.server import FaultProxy
 
 
@@ -111,6 +111,7 @@ def _cpu_of_thread(native_id: int) -> float:
 
 def test_proxy_spins_after_traffic_then_sleeps(redis_server, monkeypatch) -> None:
     monkeypatch.setenv(busypoll.ENV, "1000000")  # 1 s: still spinning when ping returns, on a busy CI machine too
+    monkeypatch.setenv(fastlane.ENV, "0")  # the event loop's spin (the lane's: test_fastlane.py)
     with FaultProxy(*redis_server, name="test") as proxy:
         assert proxy.busy is not None and proxy._thread is not None
         tid = proxy._thread.native_id
@@ -132,6 +133,7 @@ def test_proxy_spins_after_traffic_then_sleeps(redis_server, monkeypatch) -> Non
 def test_steps_in_the_proxys_process_are_not_held_up(redis_server, monkeypatch) -> None:
     """The runner's steps run in the proxy's process: a spinning proxy must not hold the GIL."""
     monkeypatch.setenv(busypoll.ENV, "1000000")  # every command starts a 1 s spin
+    monkeypatch.setenv(fastlane.ENV, "0")  # on the event loop, which shares the GIL
     with FaultProxy(*redis_server, name="test") as proxy:
         client = redis.Redis(*proxy.address)
         started = time.monotonic()

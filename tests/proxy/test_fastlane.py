@@ -23,7 +23,7 @@ from redtest.proxy import fastlane
 from redtest.proxy.conn import STATEFUL_COMMANDS
 from redtest.proxy.resp import encode_command
 from redtest.proxy.server import FaultProxy
-from redtest.spec.model import DownEffect, ErrorEffect
+from redtest.spec.model import DownEffect, ErrorEffect, ResponseEffect
 
 from .conftest import RawClient, rule
 
@@ -173,9 +173,50 @@ def test_a_client_leaving_closes_its_server_connection(
     assert lane.fast_lane_stats()[:2] == (0, 1)  # type: ignore[index]
 
 
+def test_redis_py_connections_stay_in_the_lane_until_named(lane: FaultProxy) -> None:
+    r = redis.Redis(*lane.address)  # opens with HELLO 3 and CLIENT SETINFO
+    assert r.set("py", "1") is True
+    assert r.get("py") == b"1"
+    live, relayed, escapes = lane.fast_lane_stats()  # type: ignore[misc]
+    assert (live, escapes) == (1, 0) and relayed >= 3
+    assert r.client_setname("named") is True  # the proxy must learn the name: handed over
+    assert r.client_getname() == "named"
+    assert lane.fast_lane_stats()[::2] == (0, 1)  # type: ignore[index]
+    r.close()
+
+
+def test_the_protocol_a_hello_set_in_the_lane_holds_after_the_hand_over(
+    lane: FaultProxy,
+) -> None:
+    raw = RawClient(lane.address)
+    raw.send(cmds((b"HELLO", b"3")))
+    (hello,) = raw.read(1)
+    assert hello[b"proto"] == 3  # type: ignore[index]
+    assert lane.fast_lane_stats()[::2] == (1, 0)  # type: ignore[index]
+    lane.set_rules([rule(ResponseEffect(value=None), command="GET")])
+    raw.send(cmds((b"GET", b"k")))
+    assert raw.read_raw(3) == b"_\r\n"  # RESP3's null, as the server would answer now
+    raw.close()
+
+
+def test_a_hello_still_unanswered_at_the_hand_over_settles_later(
+    lane: FaultProxy, direct: redis.Redis
+) -> None:
+    raw = RawClient(lane.address)
+    direct.client_pause(400, all=True)  # holds HELLO's reply back
+    raw.send(cmds((b"HELLO", b"3")))
+    time.sleep(0.1)  # relayed by the lane, unanswered
+    lane.set_rules([rule(ResponseEffect(value=None), command="GET")])
+    raw.send(cmds((b"GET", b"k")))  # judged once HELLO's reply says which protocol holds
+    (hello,) = raw.read(1)
+    assert hello[b"proto"] == 3  # type: ignore[index]
+    assert raw.read_raw(3) == b"_\r\n"
+    raw.close()
+
+
 def test_the_server_closing_closes_the_client(lane: FaultProxy, direct: redis.Redis) -> None:
     raw = RawClient(lane.address)
-    raw.send(cmds((b"CLIENT", b"SETINFO", b"LIB-NAME", b"x")))  # CLIENT: hands it over
+    raw.send(cmds((b"CLIENT", b"SETNAME", b"x")))  # hands it over
     raw.read(1)
     other = RawClient(lane.address)
     other.send(cmds((b"PING",)))
@@ -245,6 +286,27 @@ def test_rules_toggling_under_load_lose_no_reply(lane: FaultProxy) -> None:
     assert toggles > 5
 
 
+def test_the_lane_spins_after_traffic_then_sleeps(
+    redis_server: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDTEST_PROXY_BUSY_POLL_US", "400000")
+    with FaultProxy(*redis_server, name="spin") as proxy:
+        raw = RawClient(proxy.address)
+        raw.send(cmds((b"PING",)))
+        assert raw.read(1) == [b"PONG"]
+        started = time.process_time()
+        time.sleep(0.2)
+        spinning = time.process_time() - started
+        time.sleep(0.5)  # the window has passed
+        started = time.process_time()
+        time.sleep(0.5)
+        idle = time.process_time() - started
+        assert proxy.fast_lane_stats() == (1, 1, 0)  # the relay thread did the work
+        raw.close()
+    assert spinning > 0.05  # polling, not asleep, right after traffic
+    assert idle < 0.05  # asleep in epoll_wait once traffic stopped
+
+
 def test_off_by_environment_and_a_bad_value_is_a_usage_error(
     redis_server: tuple[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -312,25 +374,53 @@ def test_relay_forwards_and_counts_replies_owed(relay) -> None:
     assert r.stats() == (1, 3, 0)
     (state,) = r.release_all()
     client_fd, upstream_fd, owed, *held = state
-    assert owed == 2 and held == [b"", b"", b"", b""]
+    assert owed == 2 and held == [b"", b"", b"", b"", 0, 0]  # bytes held, resp3, hello
     assert r.stats()[0] == 0
     os.close(client_fd)
     os.close(upstream_fd)
 
 
-@pytest.mark.parametrize("name", [b"MULTI", b"multi", b"Client", b"HELLO", b"SUBSCRIBE"])
-def test_relay_hands_over_a_stateful_command_untouched(relay, name) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        (b"MULTI",),
+        (b"multi",),
+        (b"Client", b"setname", b"x"),
+        (b"CLIENT", b"REPLY", b"OFF"),
+        (b"HELLO", b"3", b"SETNAME", b"x"),
+        (b"HELLO", b"3"),  # not alone in its chunk: which reply is its own is not known
+        (b"SUBSCRIBE", b"x"),
+        (b"CLIENT",),  # an arity error, judged by the asyncio path as any CLIENT
+    ],
+)
+def test_relay_hands_over_a_stateful_command_untouched(relay, command) -> None:
     r, app, _server = relay
-    chunk = encode_command(b"SET", b"a", b"1") + encode_command(name, b"x")
+    chunk = encode_command(b"SET", b"a", b"1") + encode_command(*command)
     app.sendall(chunk)
     wait_for(lambda: r.stats()[2] == 1)
     (state,) = r.take_escaped()
-    client_fd, upstream_fd, owed, from_client, from_server, to_client, to_server = state
+    client_fd, upstream_fd, owed, from_client, from_server, to_client, to_server = state[:7]
     # The whole chunk is handed over unforwarded: nothing of it was counted.
     assert (owed, from_client, from_server, to_client, to_server) == (0, chunk, b"", b"", b"")
-    assert name.upper() in STATEFUL_COMMANDS
     os.close(client_fd)
     os.close(upstream_fd)
+
+
+def test_relay_keeps_other_client_subcommands(relay) -> None:
+    """redis-py sends CLIENT SETINFO on every new connection: that stays in the lane, and
+    a later CLIENT SETNAME in the same chunk is still seen."""
+    r, app, server = relay
+    chunk = cmds((b"CLIENT", b"SETINFO", b"LIB-NAME", b"redis-py"), (b"client", b"id"))
+    app.sendall(chunk)
+    assert recv_exactly(server, len(chunk)) == chunk
+    assert r.stats() == (1, 2, 0)
+    named = cmds((b"CLIENT", b"SETINFO", b"LIB-VER", b"1"), (b"CLIENT", b"SETNAME", b"n"))
+    app.sendall(named)
+    wait_for(lambda: r.stats()[2] == 1)
+    (state,) = r.take_escaped()
+    assert state[2:4] == (2, named)
+    os.close(state[0])
+    os.close(state[1])
 
 
 def test_relay_hands_over_a_reply_nobody_asked_for(relay) -> None:
@@ -338,7 +428,7 @@ def test_relay_hands_over_a_reply_nobody_asked_for(relay) -> None:
     server.sendall(b"-ERR max number of clients reached\r\n")
     wait_for(lambda: r.stats()[2] == 1)
     (state,) = r.take_escaped()
-    assert state[2:] == (0, b"", b"-ERR max number of clients reached\r\n", b"", b"")
+    assert state[2:7] == (0, b"", b"-ERR max number of clients reached\r\n", b"", b"")
     os.close(state[0])
     os.close(state[1])
 
@@ -358,7 +448,7 @@ def test_relay_hands_over_what_a_full_socket_did_not_take(relay) -> None:
         time.sleep(0.001)
     wait_for(lambda: r.stats()[2] == 1)
     (state,) = r.take_escaped()
-    client_fd, upstream_fd, owed, from_client, from_server, to_client, to_server = state
+    client_fd, upstream_fd, owed, from_client, from_server, to_client, to_server = state[:7]
     assert to_client and not (from_server or from_client or to_server)
     app.setblocking(False)
     delivered = b""
