@@ -103,9 +103,8 @@ class FaultProxy:
         for sock in self._listeners:
             loop.add_reader(sock.fileno(), self._accept, sock)
         self.address = self._listeners[0].getsockname()[:2]
-        if lane:
-            window = busypoll.window_us() if busypoll._spin is not None else 0
-            self.fast = FastLane(loop, STATEFUL_COMMANDS, window, self._take_over)
+        if lane:  # the relay thread busy-polls after traffic as the loop does
+            self.fast = FastLane(loop, STATEFUL_COMMANDS, busypoll.window_us(), self._take_over)
 
     def _accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -136,6 +135,10 @@ class FaultProxy:
             upstream = await self._upstream_socket()
         except OSError:
             sock.close()  # as a proxied connection whose server cannot be reached
+            return
+        if not self._listeners:  # the proxy stopped meanwhile
+            sock.close()
+            upstream.close()
             return
         if self.fast is not None and not self.rules:
             try:
