@@ -332,6 +332,7 @@ static void *run(void *arg)
 {
     Relay *r = arg;
     struct epoll_event events[MAX_EVENTS];
+    int traffic = 0; /* the last batch held socket events: poll before sleeping */
     for (;;) {
         pthread_mutex_lock(&r->lock);
         int stopping = r->stopping;
@@ -340,7 +341,7 @@ static void *run(void *arg)
         if (stopping)
             break;
         int n = 0;
-        if (r->window_ns > 0) { /* right after traffic: poll without sleeping */
+        if (traffic && r->window_ns > 0) { /* right after traffic: poll without sleeping */
             long long deadline = now_ns() + r->window_ns;
             do {
                 n = epoll_wait(r->ep, events, MAX_EVENTS, 0);
@@ -357,6 +358,7 @@ static void *run(void *arg)
             break;
         }
         pthread_mutex_lock(&r->lock);
+        traffic = 0;
         for (int i = 0; i < n; i++) {
             if (events[i].data.ptr == NULL) { /* close() woke us */
                 uint64_t count;
@@ -366,6 +368,7 @@ static void *run(void *arg)
                 continue;
             }
             handle(r, events[i].data.ptr);
+            traffic = 1;
         }
         if (r->gone > 0)
             reap(r);
