@@ -327,7 +327,7 @@ def test_the_lane_spins_after_traffic_then_sleeps(
         assert proxy._thread is not None
         new = set(os.listdir("/proc/self/task")) - before - {str(proxy._thread.native_id)}
         (relay_tid,) = (int(t) for t in new)  # the relay's own thread
-        assert _thread_states(relay_tid, 0.2) == {"S"}  # no traffic yet: asleep
+        wait_for(lambda: _thread_states(relay_tid, 0.05) == {"S"})  # started, then asleep
         raw = RawClient(proxy.address)
         raw.send(cmds((b"PING",)))
         assert raw.read(1) == [b"PONG"]
