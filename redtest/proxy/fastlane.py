@@ -3,7 +3,8 @@
 A proxy with no rule only forwards bytes and counts replies. Its relay thread does
 that without the event loop or the interpreter; a connection leaves it for good (is
 "handed over" to a ClientConnection) as soon as it needs more: a command that changes
-connection state (MULTI, CLIENT, HELLO, SUBSCRIBE...), a partial or pushed frame,
+connection state the lane does not track (MULTI, SUBSCRIBE, CLIENT SETNAME, HELLO with
+SETNAME...), a partial or pushed frame,
 back-pressure, an end of stream with replies owed, or a rule set switching on
 (docs/proxy.md, "Fast lane"). REDTEST_PROXY_FAST_LANE=0 keeps every connection on the
 asyncio path.

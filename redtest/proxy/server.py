@@ -5,6 +5,8 @@ commands (hiredis, plus resp.parse_one for inline commands); each command is che
 against the current RuleSet and then forwarded, answered by the proxy, delayed or
 dropped. Server bytes are forwarded untouched; a ReplyScanner finds reply boundaries so
 that injected replies take their place in a per-connection FIFO, in command order.
+While the rule set is empty, new connections are relayed by a C thread instead (the
+fast lane, fastlane.py) until they need the above.
 """
 
 from __future__ import annotations
