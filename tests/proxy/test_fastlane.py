@@ -5,6 +5,7 @@ the asyncio path without losing, reordering or repeating a byte."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -508,3 +509,105 @@ def test_relay_close_is_idempotent_and_add_after_close_fails() -> None:
         r.add(a.fileno(), b.fileno())
     a.close()
     b.close()
+
+
+# -- the lane against the server itself, on random traffic -------------------------------
+
+
+def _random_session(rng: random.Random, prefix: str) -> list[list[tuple[object, ...]]]:
+    """Batches of commands (what one connection pipelines at a time) on `prefix` keys:
+    plain commands mostly, now and then one that the lane hands over."""
+    session: list[list[tuple[object, ...]]] = [[(b"HELLO", rng.choice([b"2", b"3"]))]]
+    for _ in range(rng.randint(5, 30)):
+        batch: list[tuple[object, ...]] = []
+        for _ in range(rng.randint(1, 40)):
+            key = f"{prefix}:{rng.randint(0, 5)}"
+            batch.append(
+                rng.choice(
+                    [
+                        (b"SET", key, os.urandom(rng.choice([1, 10, 3000])).hex()),
+                        (b"GET", key),
+                        (b"INCR", f"{key}:n"),
+                        (b"RPUSH", f"{key}:l", b"a", b"b"),
+                        (b"LRANGE", f"{key}:l", 0, 3),
+                        (b"HSET", f"{key}:h", b"f", b"v", b"g", b"w"),
+                        (b"HGETALL", f"{key}:h"),
+                        (b"EXISTS", key, f"{key}:n"),
+                        (b"CLIENT", b"SETINFO", b"LIB-NAME", b"rt"),
+                        (b"PING",),
+                        (b"GET", b"shared:big"),  # a reply longer than one read
+                    ]
+                )
+            )
+        if rng.random() < 0.05:  # leaves the lane
+            batch += [(b"MULTI",), (b"INCR", f"{prefix}:m"), (b"EXEC",)]
+        session.append(batch)
+    return session
+
+
+def _play(address: tuple[str, int], session: list[list[tuple[object, ...]]], rng: random.Random) -> list[object]:
+    conn = RawClient(address)
+    replies: list[object] = []
+    try:
+        for batch in session:
+            data = cmds(*batch)
+            if rng.random() < 0.2:  # split somewhere: the lane must hand it over whole
+                cut = rng.randint(1, len(data) - 1)
+                conn.send(data[:cut])
+                time.sleep(0.002)
+                conn.send(data[cut:])
+            else:
+                conn.send(data)
+            replies += conn.read(len(batch))
+    finally:
+        conn.close()
+    return replies
+
+
+def _normal(reply: object, prefix: str) -> object:
+    """A reply with what differs between two connections (ids, key prefixes) taken out."""
+    if isinstance(reply, dict):
+        return {k: v for k, v in reply.items() if k != b"id"}
+    if isinstance(reply, list) and reply[:1] == [b"server"]:  # HELLO 2: a flat map
+        return _normal(dict(zip(reply[::2], reply[1::2], strict=True)), prefix)
+    if isinstance(reply, list):
+        return [_normal(r, prefix) for r in reply]
+    if isinstance(reply, hiredis.ReplyError):
+        return ("error", str(reply).replace(prefix, "P"))
+    return reply.replace(prefix.encode(), b"P") if isinstance(reply, bytes) else reply
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_traffic_through_the_lane_matches_the_server(
+    lane: FaultProxy, redis_server: tuple[str, int], seed: int
+) -> None:
+    """Each connection plays a random session through the proxy and the same session,
+    on other keys, straight to the server: the replies must be the same, in order."""
+    failures: list[str] = []
+    direct = redis.Redis(*redis_server)
+    direct.set("shared:big", os.urandom(300_000))
+    direct.close()
+
+    def compare(n: int) -> None:
+        session_rng = random.Random(seed * 100 + n)
+        via, straight = f"v{seed}:{n}", f"s{seed}:{n}"
+        session = _random_session(session_rng, "K")
+        subst = lambda p: [[tuple(a.replace("K", p) if isinstance(a, str) else a for a in c) for c in b] for b in session]  # noqa: E731
+        try:
+            got = _play(lane.address, subst(via), random.Random(seed + n))
+            want = _play(redis_server, subst(straight), random.Random(seed + n))
+            got_n, want_n = [_normal(r, via) for r in got], [_normal(r, straight) for r in want]
+            if got_n != want_n:
+                i = next(i for i, (a, b) in enumerate(zip(got_n, want_n, strict=True)) if a != b)
+                failures.append(f"connection {n}: reply {i}: {got_n[i]!r} != {want_n[i]!r}")
+        except Exception as e:  # reported below, with the connection it came from
+            failures.append(f"connection {n}: {e!r}")
+
+    threads = [threading.Thread(target=compare, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    _live, relayed, escapes = lane.fast_lane_stats()  # type: ignore[misc]
+    assert relayed > 0 and escapes > 0  # the lane carried part of it, then handed over
