@@ -63,7 +63,9 @@ def test_plain_pipelines_are_relayed_in_c_in_order(lane: FaultProxy) -> None:
             commands += [(b"SET", f"lane:{i}", str(i)), (b"GET", f"lane:{i}")]
         raw.send(cmds(*commands))
         replies = raw.read(len(commands))
-        assert replies == [x for i in range(batch * 50, batch * 50 + 50) for x in (b"OK", str(i).encode())]
+        assert replies == [
+            x for i in range(batch * 50, batch * 50 + 50) for x in (b"OK", str(i).encode())
+        ]
     assert lane.fast_lane_stats() == (1, 4000, 0)  # (pairs in C, commands relayed, hand-overs)
     raw.close()
     wait_for(lambda: lane.fast_lane_stats()[0] == 0)  # type: ignore[index]
@@ -358,7 +360,14 @@ def test_off_by_environment_and_a_bad_value_is_a_usage_error(
 def test_a_bad_setting_stops_redtest_proxy_with_one_line(redis_server: tuple[str, int]) -> None:
     env = dict(os.environ, REDTEST_PROXY_FAST_LANE="fast")
     result = subprocess.run(
-        [sys.executable, "-m", "redtest", "proxy", "--upstream", f"{redis_server[0]}:{redis_server[1]}"],
+        [
+            sys.executable,
+            "-m",
+            "redtest",
+            "proxy",
+            "--upstream",
+            f"{redis_server[0]}:{redis_server[1]}",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -545,7 +554,9 @@ def _random_session(rng: random.Random, prefix: str) -> list[list[tuple[object, 
     return session
 
 
-def _play(address: tuple[str, int], session: list[list[tuple[object, ...]]], rng: random.Random) -> list[object]:
+def _play(
+    address: tuple[str, int], session: list[list[tuple[object, ...]]], rng: random.Random
+) -> list[object]:
     conn = RawClient(address)
     replies: list[object] = []
     try:
@@ -592,7 +603,13 @@ def test_random_traffic_through_the_lane_matches_the_server(
         session_rng = random.Random(seed * 100 + n)
         via, straight = f"v{seed}:{n}", f"s{seed}:{n}"
         session = _random_session(session_rng, "K")
-        subst = lambda p: [[tuple(a.replace("K", p) if isinstance(a, str) else a for a in c) for c in b] for b in session]  # noqa: E731
+
+        def subst(prefix: str) -> list[list[tuple[object, ...]]]:
+            return [
+                [tuple(a.replace("K", prefix) if isinstance(a, str) else a for a in c) for c in b]
+                for b in session
+            ]
+
         try:
             got = _play(lane.address, subst(via), random.Random(seed + n))
             want = _play(redis_server, subst(straight), random.Random(seed + n))
@@ -611,3 +628,59 @@ def test_random_traffic_through_the_lane_matches_the_server(
     assert failures == []
     _live, relayed, escapes = lane.fast_lane_stats()  # type: ignore[misc]
     assert relayed > 0 and escapes > 0  # the lane carried part of it, then handed over
+
+
+def test_running_out_of_descriptors_leaves_waiting_clients_served_later(
+    redis_server: tuple[str, int],
+) -> None:
+    """The proxy accepts on its own sockets (for the lane): when accept or the upstream
+    connection fails for want of descriptors, it must keep listening and catch up."""
+    proc = subprocess.Popen(
+        [
+            "prlimit",
+            "--nofile=48",
+            sys.executable,
+            "-m",
+            "redtest",
+            "proxy",
+            "-q",
+            "--upstream",
+            f"{redis_server[0]}:{redis_server[1]}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        host, port = line.split("listening on ")[1].split(" ")[0].rsplit(":", 1)
+        clients: list[socket.socket] = []
+        waiting = None
+        for _ in range(60):
+            c = socket.create_connection((host, int(port)), timeout=1)
+            clients.append(c)
+            c.sendall(encode_command(b"PING"))
+            try:
+                reply = c.recv(100)
+            except TimeoutError:
+                waiting = c  # the descriptors ran out: this one is not served yet
+                break
+            assert reply == b"+PONG\r\n"
+        assert waiting is not None, "the descriptor limit was never reached"
+        for c in clients[:10]:
+            c.close()
+        waiting.settimeout(5)
+        try:
+            assert waiting.recv(100) == b"+PONG\r\n"  # served once descriptors are free
+        except ConnectionResetError:
+            pass  # or refused outright, as when the server cannot be reached
+        fresh = redis.Redis(host, int(port), socket_timeout=5)
+        assert fresh.ping() is True
+        fresh.close()
+        for c in clients[10:]:
+            c.close()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err
