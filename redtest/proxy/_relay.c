@@ -35,8 +35,8 @@
  *   close()                           stops the thread and closes what it still owns.
  *
  * Memory: a pair struct may still be named by events an epoll_wait already returned,
- * so a removed pair is freed by the relay thread only after the batch of events that
- * began with it removed ("generations" below).
+ * so a removed pair is freed by the relay thread only after it has handled the batch
+ * of events that could still name it (the generation count in run() and reap()).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
