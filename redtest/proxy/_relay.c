@@ -122,30 +122,17 @@ static int same_word(const char *s, long long len, const char *upper_word)
     return 1;
 }
 
-/* The next bulk string argument at *p (not checked by the scanner yet): its bytes and
- * length, and *p moved past it; NULL when it is not there whole. */
-static const char *next_arg(const char **p, const char *end, long long *len)
-{
-    if (*p >= end || **p != '$')
-        return NULL;
-    const char *arg = resp_read_number(*p + 1, end, 0, len);
-    if (arg == NULL || end - arg < *len + 2)
-        return NULL;
-    *p = arg + *len + 2;
-    return arg;
-}
-
 /* HELLO 2|3 without SETNAME (redis-py 8 opens every connection with HELLO 3): stays in
  * the lane, which then learns the protocol from its reply. Anything else: 0. */
 static int plain_hello(Relay *r, long long argc, const char *rest, const char *end)
 {
     long long len;
-    const char *arg = next_arg(&rest, end, &len);
+    const char *arg = resp_next_arg(&rest, end, &len);
     if (argc < 2 || arg == NULL || len != 1 || (arg[0] != '2' && arg[0] != '3'))
         return 0;
     int proto = arg[0] - '0';
     for (long long i = 2; i < argc; i++) {
-        arg = next_arg(&rest, end, &len);
+        arg = resp_next_arg(&rest, end, &len);
         if (arg == NULL || same_word(arg, len, "SETNAME"))
             return 0;
     }
@@ -166,7 +153,7 @@ static int plain_command(void *ctx, const char *name, long long len, long long a
         return 1;
     if (same_word(name, len, "CLIENT")) {
         long long sub_len;
-        const char *sub = next_arg(&rest, end, &sub_len);
+        const char *sub = resp_next_arg(&rest, end, &sub_len);
         if (argc < 2 || sub == NULL)
             return 0;
         if (same_word(sub, sub_len, "SETNAME") || same_word(sub, sub_len, "REPLY"))

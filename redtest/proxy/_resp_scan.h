@@ -54,6 +54,20 @@ static const char *resp_read_number(const char *p, const char *end, int allow_ne
     return p + 2;
 }
 
+/* The next bulk string argument at *p, for an accept() callback (the scanner has not
+ * checked it yet): its bytes and length, and *p moved past it; NULL when it is not there
+ * whole. */
+static const char *resp_next_arg(const char **p, const char *end, long long *len)
+{
+    if (*p >= end || **p != '$')
+        return NULL;
+    const char *arg = resp_read_number(*p + 1, end, 0, len);
+    if (arg == NULL || end - arg < *len + 2)
+        return NULL;
+    *p = arg + *len + 2;
+    return arg;
+}
+
 typedef int (*resp_accept_command)(void *ctx, const char *name, long long len,
                                    long long argc, const char *rest, const char *end);
 

@@ -536,10 +536,11 @@ class ClientConnection(asyncio.Protocol):
             and not self.cout
             and self.plans_rules is self.proxy.rules
         ):
-            # The usual chunk: whole commands whose names need no decision. C counts
-            # them without building an object per argument; hiredis stays untouched
-            # (it is between commands, as is this chunk). _expect, inlined.
-            n = count_commands(data, self.fast)
+            # The usual chunk: whole commands that need no decision (by name, or by
+            # their keys under a key-only plan). C counts them without building an
+            # object per argument; hiredis stays untouched (it is between commands, as
+            # is this chunk). _expect, inlined.
+            n = count_commands(data, self.plans)
             if n > 0:
                 if not self.opaque:
                     fifo = self.fifo

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "ReplyScanner",
@@ -166,7 +167,7 @@ def parse_one(buf: bytes | bytearray, pos: int) -> tuple[list[bytes], int] | Non
 # The C counters of _scan.c (built by setup.py where a compiler is found); the
 # pure-Python paths below do the same work, more slowly. REDTEST_PROXY_PURE_PYTHON=1
 # turns the C counters off, to compare the two.
-count_commands: Callable[[bytes, set[bytes]], int] | None = None
+count_commands: Callable[[bytes, set[bytes] | dict[bytes, Any]], int] | None = None
 count_replies: Callable[[bytes], int] | None = None
 if not os.environ.get("REDTEST_PROXY_PURE_PYTHON"):
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 
 import hiredis
 import pytest
@@ -65,6 +66,51 @@ def test_count_commands_on_whole_chunks() -> None:
         known = set(rng.sample(names, rng.randint(1, len(names))))
         expected = len(cmds) if all(c[0] in known for c in cmds) else -1
         assert resp.count_commands(chunk, known) == expected
+
+
+def _plan_says_forward(plan: object, argv: list[bytes]) -> bool:
+    """conn.ClientConnection's reading of a decision plan (its _handle loop)."""
+    if plan is True:
+        return True
+    if type(plan) is tuple:
+        sl, key_match = plan
+        return not any(key_match(k) for k in argv[sl])
+    return False
+
+
+def test_count_commands_with_plans_agrees_with_the_python_decisions() -> None:
+    """With a connection's plans (True, or a key slice and the union regex of the key
+    rules' globs), C counts a chunk only when Python would forward every command of it."""
+    assert resp.count_commands is not None
+    rng = random.Random(5)
+    names = [b"GET", b"SET", b"MSET", b"DEL", b"PING"]
+    globs = [re.compile(rb"(?:user:.*)", re.S).match, re.compile(rb"(?:\r\n|x)\Z", re.S).match]
+    counted = refused = 0
+    for _ in range(2000):
+        cmds = _commands(rng, names)
+        for c in cmds:  # keys that the globs sometimes match
+            for i in range(1, len(c)):
+                if rng.random() < 0.1:
+                    c[i] = rng.choice([b"user:1", b"x", b"\r\n", b"userx"])
+        chunk = b"".join(encode_command(*c) for c in cmds)
+        plans: dict[bytes, object] = {}
+        for name in rng.sample(names, rng.randint(1, len(names))):
+            plans[name] = rng.choice(
+                [
+                    True,
+                    None,
+                    (slice(1, 2), rng.choice(globs)),
+                    (slice(1, None, 2), rng.choice(globs)),
+                    (slice(1, None), rng.choice(globs)),
+                    (slice(2, -1), rng.choice(globs)),
+                ]
+            )
+        forward = all(c[0] in plans and _plan_says_forward(plans[c[0]], c) for c in cmds)
+        got = resp.count_commands(chunk, plans)
+        assert got == (len(cmds) if forward else -1), (cmds, plans)
+        counted += forward
+        refused += not forward
+    assert counted > 200 and refused > 200  # both outcomes were exercised
 
 
 def test_count_commands_on_cut_chunks() -> None:
