@@ -197,17 +197,22 @@ static void hold(Pair *p, int kind, const char *data, size_t len)
     p->held_len[kind] = len;
 }
 
+/* The pair ends here: both sockets are closed (nothing in flight, or out of memory). */
+static void finish(Relay *r, Pair *p)
+{
+    close(p->fd[CLIENT]);
+    close(p->fd[UPSTREAM]);
+    bury(r, p);
+}
+
 static void escape(Relay *r, Pair *p, int kind, const char *data, size_t len)
 {
+    unwatch(r, p);
     hold(p, kind, data, len);
     if (len && p->held[kind] == NULL) {
-        unwatch(r, p);
-        close(p->fd[CLIENT]);
-        close(p->fd[UPSTREAM]);
-        bury(r, p);
+        finish(r, p);
         return;
     }
-    unwatch(r, p);
     p->state = ESCAPED;
     r->escapes++;
     uint64_t one = 1;
@@ -244,9 +249,7 @@ static void handle(Relay *r, End *end)
     if (got <= 0) {
         if (p->owed == 0) { /* nothing in flight: the pair ends here */
             unwatch(r, p);
-            close(p->fd[CLIENT]);
-            close(p->fd[UPSTREAM]);
-            bury(r, p);
+            finish(r, p);
         } else {
             escape(r, p, FROM_CLIENT, NULL, 0); /* the asyncio path sees the end itself */
         }

@@ -195,15 +195,14 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         h, self.handover = self.handover, None
-        if self.closed:  # `down` or the proxy's stop reached it while it was handed over
-            transport.abort()
-            if h is not None:
-                h.upstream.close()
-            return
         rules = self.proxy.rules
-        if (h is None or h.fresh) and rules.down_rules and rules.connection_refused() is not None:
+        # Refused: `down` or the proxy's stop reached it while it was handed over, or it
+        # is new and `down` is on (a connection from the lane was judged by _apply).
+        if self.closed or (
+            (h is None or h.fresh) and rules.down_rules and rules.connection_refused() is not None
+        ):
             self.closed = self.dead = True
-            transport.abort()  # `down`: the connection is reset at once
+            transport.abort()  # reset at once
             if h is not None:
                 h.upstream.close()
             return
