@@ -61,6 +61,7 @@ def proxy(
     socket with none of the C counters, busy polling or the fast lane (the paths of an
     install without a C compiler)."""
     unix = str(redis_socket_dir / "redis.sock") if request.param != "tcp" else None
+    monkeypatch.delenv(fastlane.ENV, raising=False)  # the default, whatever the shell says
     if request.param == "python":
         monkeypatch.setattr(resp, "count_replies", None)
         monkeypatch.setattr(conn, "count_commands", None)

@@ -146,17 +146,26 @@ def test_steps_in_the_proxys_process_are_not_held_up(redis_server, monkeypatch) 
     assert elapsed < 20
 
 
-def test_a_bad_window_stops_redtest_proxy_with_one_line(redis_server) -> None:
-    env = dict(os.environ, REDTEST_PROXY_BUSY_POLL_US="soon")
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("REDTEST_PROXY_BUSY_POLL_US=soon", "REDTEST_PROXY_BUSY_POLL_US='soon': expected a whole number"),
+        ("REDTEST_PROXY_FAST_LANE=fast", "REDTEST_PROXY_FAST_LANE='fast': expected 1"),
+    ],
+)
+def test_a_bad_proxy_setting_stops_redtest_proxy_with_one_line(
+    redis_server, setting, message
+) -> None:
+    name, value = setting.split("=")
     result = subprocess.run(
         [sys.executable, "-m", "redtest", "proxy", "--upstream", f"{redis_server[0]}:{redis_server[1]}"],
         capture_output=True,
         text=True,
-        env=env,
+        env=dict(os.environ, **{name: value}),
         timeout=30,
     )
     assert result.returncode == 2
-    assert "REDTEST_PROXY_BUSY_POLL_US='soon': expected a whole number" in result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
