@@ -168,7 +168,8 @@ class FaultProxy:
                 conn.handover.upstream.close()
 
     async def _upstream_socket(self) -> socket.socket:
-        """A connected, non-blocking socket to the server (for the fast lane)."""
+        """A connected, non-blocking socket to the server: the Unix socket when given, else
+        the first address of the upstream host that accepts."""
         loop = asyncio.get_running_loop()
         if self.upstream_unix:
             targets: list[tuple[Any, ...]] = [
@@ -237,15 +238,20 @@ class FaultProxy:
     async def open_upstream(
         self, factory: Callable[[], asyncio.Protocol], sock: socket.socket | None = None
     ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
-        """Connect one upstream connection, or wrap `sock`, already connected (loop thread)."""
+        """A transport on `sock`, already connected, or on a new upstream connection
+        (loop thread)."""
         loop = asyncio.get_running_loop()
-        if sock is not None:
+        own = sock is None
+        if sock is None:
+            sock = await self._upstream_socket()
+        try:
             if sock.family == socket.AF_UNIX:
                 return await loop.create_unix_connection(factory, sock=sock)
             return await loop.create_connection(factory, sock=sock)
-        if self.upstream_unix:
-            return await loop.create_unix_connection(factory, self.upstream_unix)
-        return await loop.create_connection(factory, *self.upstream)
+        except OSError:
+            if own:
+                sock.close()
+            raise
 
     # -- rules ---------------------------------------------------------------------
 
