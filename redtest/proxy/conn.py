@@ -176,6 +176,7 @@ class ClientConnection(asyncio.Protocol):
         self.multi_name: bytes | None = None  # CLIENT SETNAME queued in MULTI
         self.multi_reply: bytes | None = None  # CLIENT REPLY mode queued in MULTI
         self.awaiting_name: _Marker | None = None  # suspended until this marker settles
+        self.name_timer: asyncio.TimerHandle | None = None  # ends that wait, at the latest
         self.reply_off = False  # CLIENT REPLY OFF
         self.skip_next = 0  # CLIENT REPLY SKIP: replies still to skip
         # server -> client
@@ -221,9 +222,7 @@ class ClientConnection(asyncio.Protocol):
             marker.settles = (None, h.hello == 3)
             self.fifo.append(marker)
             owed -= 1
-            self.awaiting_name = marker
-            self.suspended = True
-            loop.call_later(_NAME_WAIT, self._name_overdue, marker)
+            self._await_name(marker)
         if owed:
             self.fifo.append(owed)
         if h.to_server:
@@ -257,6 +256,7 @@ class ClientConnection(asyncio.Protocol):
         self.proxy.conns.discard(self)
         if self.timer is not None:
             self.timer.cancel()
+        self._stop_awaiting_name()
         if self.up is not None:
             self.up.close()  # the client left: so does the server connection
 
@@ -435,12 +435,25 @@ class ClientConnection(asyncio.Protocol):
         if name is not None:
             self._set_name(name)
         if marker is not None and self.awaiting_name is marker:
-            self.awaiting_name = None
+            self._stop_awaiting_name()
             asyncio.get_running_loop().call_soon(self._resume_after_name)
+
+    def _await_name(self, marker: _Marker) -> None:
+        """Hold what follows until the server answers `marker`'s command, or _NAME_WAIT."""
+        self.awaiting_name = marker
+        self._suspend()
+        loop = asyncio.get_running_loop()
+        self.name_timer = loop.call_later(_NAME_WAIT, self._name_overdue, marker)
+
+    def _stop_awaiting_name(self) -> None:
+        self.awaiting_name = None
+        if self.name_timer is not None:
+            self.name_timer.cancel()
+            self.name_timer = None
 
     def _name_overdue(self, marker: _Marker) -> None:
         if self.awaiting_name is marker:  # judge what follows now; the name settles later
-            self.awaiting_name = None
+            self._stop_awaiting_name()
             self._resume_after_name()
 
     def _resume_after_name(self) -> None:
@@ -986,9 +999,7 @@ class ClientConnection(asyncio.Protocol):
             self._push(marker)
             if self.fifo and self.fifo[-1] is marker:  # still waiting for its reply
                 # what follows is judged under the name the server settles on
-                self.awaiting_name = marker
-                self._suspend()
-                asyncio.get_running_loop().call_later(_NAME_WAIT, self._name_overdue, marker)
+                self._await_name(marker)
                 return False
         elif kind == "nothing":
             pass

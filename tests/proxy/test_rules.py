@@ -247,6 +247,23 @@ def test_client_glob_follows_the_name_the_server_took(
         direct.execute_command("ACL", "DELUSER", "alice")
 
 
+def test_a_name_the_server_is_slow_to_take_holds_what_follows_one_second_at_most(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient
+) -> None:
+    """The GET after CLIENT SETNAME waits for its reply to be judged under the new name,
+    but a paused server must not hold the pipeline: after 1 s it goes on under the old."""
+    proxy.set_rules([rule(ErrorEffect("ERR worker"), command="GET", client="worker-*")])
+    direct.execute_command("CLIENT", "PAUSE", "1800", "ALL")  # ends by itself
+    raw.send(b"CLIENT SETNAME worker-1\r\nGET a\r\n")
+    assert raw.read(2) == [b"OK", None]  # judged unnamed; waiting 1.8 s would give the error
+    raw.send(b"GET a\r\n")
+    assert isinstance(raw.read(1)[0], hiredis.ReplyError)  # the name holds from now on
+    # a name the server takes at once ends the wait then, timer and all
+    raw.send(b"CLIENT SETNAME worker-2\r\nGET a\r\n")
+    assert raw.read(1) == [b"OK"] and isinstance(raw.read(1)[0], hiredis.ReplyError)
+    assert [c.name_timer for c in proxy.conns] == [None]
+
+
 @pytest.mark.parametrize(("password", "nil"), [(b"wrong", b"$-1\r\n"), (b"pw", b"_\r\n")])
 def test_injected_nil_follows_the_protocol_the_server_took(
     proxy: FaultProxy, direct: redis.Redis, raw: RawClient, password: bytes, nil: bytes
