@@ -52,7 +52,7 @@ class _Marker:
     def __init__(self, kind: str, data: bytes = b"") -> None:
         self.kind = kind
         self.data = data
-        self.head = b""  # _NAME: the first bytes of the reply it waits for
+        self.head = b""  # _NAME: the first bytes of the reply it waits for; _PONG: all of it
         # _NAME: the (name, resp3) that hold once the reply is no error
         self.settles: tuple[bytes | None, bool | None] = (None, None)
 
@@ -62,6 +62,7 @@ _LOSE = "lose"  # swallow the next reply, then close (drop mode lose_reply)
 _REPLACE = "replace"  # swallow the next reply, write `data` instead (EXEC -> EXECABORT)
 _OPAQUE = "opaque"  # from here on replies cannot be counted (RESP2 pub/sub, MONITOR)
 _NAME = "name"  # forward the next reply; if it is not an error nor null, `settles` holds
+_PONG = "pong"  # swallow the +PONG of the proxy's own PING; forward replies before it
 
 _DISCARD = encode_command(b"DISCARD")
 _PING = encode_command(b"PING")
@@ -176,6 +177,9 @@ class ClientConnection(asyncio.Protocol):
         self.multi_name: bytes | None = None  # CLIENT SETNAME queued in MULTI
         self.multi_reply: bytes | None = None  # CLIENT REPLY mode queued in MULTI
         self.awaiting_name: _Marker | None = None  # suspended until this marker settles
+        # RESP3 (un)subscribe confirmations are pushes the FIFO does not count: an answer
+        # injected after such a command must wait for them (_after_confirmations)
+        self.confirmations_unseen = False
         self.name_timer: asyncio.TimerHandle | None = None  # ends that wait, at the latest
         self.reply_off = False  # CLIENT REPLY OFF
         self.skip_next = 0  # CLIENT REPLY SKIP: replies still to skip
@@ -380,6 +384,9 @@ class ClientConnection(asyncio.Protocol):
                     fifo.clear()
                     self.close()
                     return
+                elif self.opaque and kind == _PONG:  # the PONG goes to the client, as is
+                    fifo.popleft()
+                    self.cout.append(head.head)
                 elif self.opaque and kind == _NAME:  # replies cannot be told apart any more
                     fifo.popleft()
                     self._name_settled(head, head.settles)
@@ -489,6 +496,14 @@ class ClientConnection(asyncio.Protocol):
                 else:
                     fifo.popleft()
                     self._run_heads()
+            elif head.kind == _PONG:
+                reply = head.head + data[prev:end]  # it may have begun in a chunk before
+                head.head = b""
+                if reply == b"+PONG\r\n":
+                    fifo.popleft()
+                    self._run_heads()
+                else:  # an (un)subscribe refused: its error, in its place
+                    cout.append(reply)
             elif head.kind == _NAME:  # forwarded; the name counts if the server took it
                 cout.append(data[prev:end])
                 fifo.popleft()
@@ -514,6 +529,9 @@ class ClientConnection(asyncio.Protocol):
                 if not head.head and not in_push:  # its reply starts here, ends in a later chunk
                     head.head = data[prev : prev + 4]
                 swallowing = False
+            elif type(head) is _Marker and head.kind == _PONG and not in_push and not self.opaque:
+                head.head += data[prev:]  # short: +PONG or an error; judged when complete
+                swallowing = True
             else:
                 swallowing = isinstance(head, _Marker) and not in_push
             if not swallowing or self.opaque:
@@ -940,9 +958,13 @@ class ClientConnection(asyncio.Protocol):
         if name in (b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE"):
             if n < 2:
                 return self._muted(1)  # an arity error
-            return 0 if self.resp3 else _FWD_OPAQUE  # RESP3: confirmations are pushes
+            if not self.resp3:
+                return _FWD_OPAQUE
+            self.confirmations_unseen = True  # RESP3: confirmations are pushes
+            return 0
         # UNSUBSCRIBE family outside subscribed mode
         if self.resp3:
+            self.confirmations_unseen = True
             return 0
         return self._muted(max(1, n - 1))
 
@@ -979,6 +1001,7 @@ class ClientConnection(asyncio.Protocol):
             return True
         kind = d[0]
         if kind == "inject":
+            self._after_confirmations()
             self._push(d[1])
         elif kind == "subst":
             self._up(d[1])
@@ -1009,6 +1032,7 @@ class ClientConnection(asyncio.Protocol):
             self._die()
             return False
         elif kind == "close":
+            self._after_confirmations()
             self._push(_Marker(_CLOSE))
             self._die()
             return False
@@ -1025,6 +1049,17 @@ class ClientConnection(asyncio.Protocol):
             asyncio.get_running_loop().create_task(self._lookup_keys(argv, raw, d[1]))
             return False
         return True
+
+    def _after_confirmations(self) -> None:
+        """Before an injected answer (or close) that no server reply orders: when RESP3
+        pub/sub confirmations may still be on their way, PING the server and swallow its
+        PONG, which comes after them, so that the client sees them first, as it would
+        without the proxy. Costs one PING per (un)subscribe, and only if a fault fires.
+        A refused (un)subscribe answers with an error instead: forwarded, not swallowed."""
+        if self.confirmations_unseen and not self.opaque:
+            self.confirmations_unseen = False
+            self._up(_PING)
+            self._push(_Marker(_PONG))
 
     def _die(self) -> None:
         """No more client input is read or forwarded on this connection."""

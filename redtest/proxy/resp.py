@@ -253,8 +253,8 @@ class ReplyScanner:
 
     @property
     def in_push(self) -> bool:
-        """True while the unfinished top-level frame is a push."""
-        return self._top_push
+        """True while the unfinished top-level frame is a push (its header line too)."""
+        return self._top_push or (not self._stack and self._carry[:1] == b">")
 
     def scan(self, data: bytes) -> list[int]:
         ends: list[int] = []

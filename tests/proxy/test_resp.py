@@ -114,6 +114,19 @@ def test_scanner_marks_push_frames() -> None:
     assert scanner.pushes == 1
 
 
+def test_scanner_knows_an_unfinished_push_from_its_first_byte() -> None:
+    """in_push holds from the push's first byte on, not only once its header line ends."""
+    frames = [b"+OK\r\n", PUSH, b"-ERR x\r\n", PUSH, b"*1\r\n$1\r\n>\r\n"]
+    stream = b"".join(frames)
+    starts = [sum(map(len, frames[:k])) for k in range(len(frames))]
+    for cut in range(1, len(stream)):
+        scanner = ReplyScanner()
+        scanner.scan(stream[:cut])
+        k = max(i for i, start in enumerate(starts) if start < cut)  # the frame cut through
+        unfinished = cut < starts[k] + len(frames[k])
+        assert scanner.in_push is (unfinished and frames[k] is PUSH), cut
+
+
 def test_scanner_skips_large_payload_without_buffering() -> None:
     scanner = ReplyScanner()
     size = 10_000_000

@@ -1,0 +1,171 @@
+"""RESP3 (un)subscribe confirmations are pushes, which the reply FIFO does not count: an
+answer the proxy injects after such a command must still reach the client after them."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import hiredis
+import pytest
+import redis
+
+from redtest.proxy.server import FaultProxy
+from redtest.spec.model import DropEffect, ErrorEffect, ResponseEffect
+
+from .conftest import RawClient, rule
+
+
+def resp3(proxy: FaultProxy) -> RawClient:
+    raw = RawClient(proxy.address)
+    raw.send(b"HELLO 3\r\n")
+    assert isinstance(raw.read()[0], dict)
+    return raw
+
+
+def pings(direct: redis.Redis) -> int:
+    return int(direct.info("commandstats").get("cmdstat_ping", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize(
+    ("command", "confirmations"),
+    [
+        (b"SUBSCRIBE a b", [[b"subscribe", b"a", 1], [b"subscribe", b"b", 2]]),
+        (b"PSUBSCRIBE p*", [[b"psubscribe", b"p*", 1]]),
+        (b"SSUBSCRIBE s", [[b"ssubscribe", b"s", 1]]),
+        (b"UNSUBSCRIBE", [[b"unsubscribe", None, 0]]),  # nothing to leave: one, with null
+        (b"SUBSCRIBE a\r\nUNSUBSCRIBE", [[b"subscribe", b"a", 1], [b"unsubscribe", b"a", 0]]),
+    ],
+)
+def test_injected_answer_comes_after_the_confirmations(
+    proxy: FaultProxy, direct: redis.Redis, command: bytes, confirmations: list[object]
+) -> None:
+    proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
+    raw = resp3(proxy)
+    raw.send(command + b"\r\nGET k\r\nECHO after\r\n")
+    assert raw.read(len(confirmations) + 2) == [*confirmations, b"fake", b"after"]
+    raw.close()
+
+
+def test_drop_close_delivers_the_confirmations_first(proxy: FaultProxy) -> None:
+    proxy.set_rules([rule(DropEffect("close"), command="GET")])
+    raw = resp3(proxy)
+    raw.send(b"SUBSCRIBE a\r\nGET k\r\n")
+    assert raw.read(1) == [[b"subscribe", b"a", 1]]
+    assert raw.closed()
+
+
+def test_a_refused_subscribe_keeps_its_error_and_its_place(
+    proxy: FaultProxy, direct: redis.Redis
+) -> None:
+    direct.execute_command("ACL", "SETUSER", "reader", "on", ">pw", "~*", "resetchannels", "+@all")
+    try:
+        proxy.set_rules([rule(ErrorEffect("ERR injected"), command="GET")])
+        raw = resp3(proxy)
+        raw.send(b"AUTH reader pw\r\nSUBSCRIBE a\r\nGET k\r\nPING\r\n")
+        out = raw.read(4)
+        assert out[0] == b"OK"
+        assert isinstance(out[1], hiredis.ReplyError) and "NOPERM" in str(out[1]), out
+        assert str(out[2]) == "ERR injected" and out[3] == b"PONG", out  # no stray PONG
+        raw.close()
+    finally:
+        direct.execute_command("ACL", "DELUSER", "reader")
+
+
+def test_the_proxy_pings_only_when_a_fault_fires_after_a_subscribe(
+    proxy: FaultProxy, direct: redis.Redis
+) -> None:
+    proxy.set_rules([rule(ErrorEffect(), command="GET", key="hit")])
+    raw = resp3(proxy)
+    before = pings(direct)
+    raw.send(b"SUBSCRIBE a\r\nGET miss\r\n")
+    assert raw.read(2) == [[b"subscribe", b"a", 1], None]
+    assert pings(direct) == before  # no fault fired: the server sees only the client
+    raw.send(b"GET hit\r\nGET hit\r\n")
+    assert [str(e) for e in raw.read(2)] == ["ERR injected fault"] * 2
+    assert pings(direct) == before + 1  # one PING orders both, its PONG swallowed
+    direct.publish("a", "m")
+    assert raw.read(1) == [[b"message", b"a", b"m"]]
+    raw.close()
+
+
+class Dribbler:
+    """A TCP relay between the proxy and the real server that, once `dribble` is set,
+    passes the server's bytes on 3 at a time with pauses, so that replies reach the
+    proxy split at every offset. The proxy's own setup goes through at full speed."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        self.server = server
+        self.dribble = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                down, _ = self.listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.server)
+            for s in (down, up):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sockets += [down, up]
+            threading.Thread(target=self._pipe, args=(down, up, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(up, down, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, from_server: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if not (from_server and self.dribble.is_set()):
+                    dst.sendall(data)
+                    continue
+                for i in range(0, len(data), 3):
+                    dst.sendall(data[i : i + 3])
+                    time.sleep(0.002)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close()
+
+
+@pytest.fixture
+def dribbled(redis_server: tuple[str, int], direct: redis.Redis) -> Iterator[Dribbler]:
+    d = Dribbler(redis_server)
+    yield d
+    d.close()
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_pong_and_a_refusal_split_across_reads(
+    dribbled: Dribbler, direct: redis.Redis, refused: bool
+) -> None:
+    direct.execute_command("ACL", "SETUSER", "reader", "on", ">pw", "~*", "resetchannels", "+@all")
+    try:
+        with FaultProxy(*dribbled.address, name="dribbled") as proxy:
+            proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
+            raw = resp3(proxy)
+            if refused:
+                raw.send(b"AUTH reader pw\r\n")
+                assert raw.read(1) == [b"OK"]
+            dribbled.dribble.set()
+            raw.send(b"SUBSCRIBE a\r\nGET k\r\nPING\r\n")
+            first, fake, pong = raw.read(3)
+            if refused:
+                assert isinstance(first, hiredis.ReplyError) and "NOPERM" in str(first)
+            else:
+                assert first == [b"subscribe", b"a", 1]
+            assert (fake, pong) == (b"fake", b"PONG")
+            raw.close()
+    finally:
+        direct.execute_command("ACL", "DELUSER", "reader")
