@@ -103,3 +103,14 @@ def test_docs_example_validates(validator: jsonschema.Draft202012Validator) -> N
     example = re.search(r"```json\n(.*?)```", doc, re.S)
     assert example is not None
     validator.validate(json.loads(example.group(1)))
+
+
+def test_schema_names_the_kinds_and_statuses_the_results_can_hold() -> None:
+    """Both lists exist twice (typing for the code, the schema for readers): they agree."""
+    from typing import get_args
+
+    from redtest.results import Status, TestKind
+
+    test = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["$defs"]["test"]["properties"]
+    assert test["kind"]["enum"] == list(get_args(TestKind))
+    assert test["status"]["enum"] == list(get_args(Status))
