@@ -3,6 +3,7 @@ answer the proxy injects after such a command must still reach the client after 
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ import hiredis
 import pytest
 import redis
 
+from redtest.proxy.resp import ReplyScanner, encode_command
 from redtest.proxy.server import FaultProxy
 from redtest.spec.model import DropEffect, ErrorEffect, ResponseEffect
 
@@ -169,3 +171,78 @@ def test_the_pong_and_a_refusal_split_across_reads(
             raw.close()
     finally:
         direct.execute_command("ACL", "DELUSER", "reader")
+
+
+def _session(rng: random.Random) -> list[bytes]:
+    """A RESP3 session of (un)subscribes, self-publishes and GETs (which the proxy answers)."""
+    commands = [b"HELLO 3"]
+    for _ in range(rng.randint(10, 40)):
+        ch = b"ch%d" % rng.randint(0, 2)
+        commands.append(
+            rng.choice(
+                [
+                    b"SUBSCRIBE " + ch,
+                    b"SUBSCRIBE ch0 ch1 ch2",
+                    b"UNSUBSCRIBE " + ch,
+                    b"UNSUBSCRIBE",
+                    b"PSUBSCRIBE ch*",
+                    b"PUNSUBSCRIBE",
+                    b"PUBLISH " + ch + b" hello",
+                    b"GET k",
+                    b"GET k",
+                    b"ECHO x",
+                    b"PING",
+                ]
+            )
+        )
+    return commands
+
+
+END = b"ECHO end-of-session"
+END_REPLY = b"$14\r\nend-of-session\r\n"
+
+
+def _exchange(address: tuple[str, int], commands: list[bytes], rng: random.Random) -> bytes:
+    """Send the commands and END in random pieces; what comes back after HELLO's reply
+    (a map holding the connection id, which differs), up to END's reply."""
+    stream = b"".join(encode_command(*c.split()) for c in [*commands, END])
+    sock = socket.create_connection(address, timeout=5)
+    cuts = sorted(rng.sample(range(1, len(stream)), min(8, len(stream) - 1)))
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        sock.sendall(stream[a:b])
+        time.sleep(rng.choice([0, 0, 0.002]))
+    got = b""
+    while not got.endswith(END_REPLY):  # nothing comes after it: pushes follow commands
+        chunk = sock.recv(65536)
+        assert chunk, got
+        got += chunk
+    sock.close()
+    return got[ReplyScanner().scan(got)[0] :]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_sessions_read_as_if_the_server_had_echoed_the_injected_answer(
+    proxy: FaultProxy, redis_server: tuple[str, int], seed: int
+) -> None:
+    """Through the proxy, with GET answered "fake", a session reads byte for byte like the
+    same session sent straight to the server with every GET replaced by ECHO fake."""
+    proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
+    commands = _session(random.Random(seed))
+    echoed = [b"ECHO fake" if c == b"GET k" else c for c in commands]
+    want = _exchange(redis_server, echoed, random.Random(seed))
+    got = _exchange(proxy.address, commands, random.Random(seed))
+    assert got == want, commands
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_sessions_with_replies_split_every_3_bytes(
+    dribbled: Dribbler, redis_server: tuple[str, int], seed: int
+) -> None:
+    commands = _session(random.Random(seed))
+    echoed = [b"ECHO fake" if c == b"GET k" else c for c in commands]
+    want = _exchange(redis_server, echoed, random.Random(seed))
+    with FaultProxy(*dribbled.address, name="dribbled") as proxy:
+        proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
+        dribbled.dribble.set()
+        got = _exchange(proxy.address, commands, random.Random(seed))
+    assert got == want, commands
