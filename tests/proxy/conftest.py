@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from redis_support import start_redis_server
 
 from redtest.errors import Location
 from redtest.proxy import busypoll, conn, fastlane, resp
+from redtest.proxy.resp import ReplyScanner, encode_command
 from redtest.proxy.server import FaultProxy
 from redtest.spec.model import Effect, Rule
 
@@ -132,3 +135,25 @@ def raw(proxy: FaultProxy) -> Iterator[RawClient]:
     c = RawClient(proxy.address)
     yield c
     c.close()
+
+
+END = b"ECHO end-of-session"
+END_REPLY = b"$14\r\nend-of-session\r\n"
+
+
+def exchange(address: tuple[str, int], commands: list[bytes], rng: random.Random) -> bytes:
+    """Send the commands and END in random pieces; what comes back after HELLO's reply
+    (a map holding the connection id, which differs), up to END's reply."""
+    stream = b"".join(encode_command(*c.split()) for c in [*commands, END])
+    sock = socket.create_connection(address, timeout=5)
+    cuts = sorted(rng.sample(range(1, len(stream)), min(8, len(stream) - 1)))
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        sock.sendall(stream[a:b])
+        time.sleep(rng.choice([0, 0, 0.002]))
+    got = b""
+    while not got.endswith(END_REPLY):  # nothing comes after it: pushes follow commands
+        chunk = sock.recv(65536)
+        assert chunk, got
+        got += chunk
+    sock.close()
+    return got[ReplyScanner().scan(got)[0] :]

@@ -13,11 +13,10 @@ import hiredis
 import pytest
 import redis
 
-from redtest.proxy.resp import ReplyScanner, encode_command
 from redtest.proxy.server import FaultProxy
 from redtest.spec.model import DropEffect, ErrorEffect, ResponseEffect
 
-from .conftest import RawClient, rule
+from .conftest import RawClient, exchange, rule
 
 
 def resp3(proxy: FaultProxy) -> RawClient:
@@ -198,28 +197,6 @@ def _session(rng: random.Random) -> list[bytes]:
     return commands
 
 
-END = b"ECHO end-of-session"
-END_REPLY = b"$14\r\nend-of-session\r\n"
-
-
-def _exchange(address: tuple[str, int], commands: list[bytes], rng: random.Random) -> bytes:
-    """Send the commands and END in random pieces; what comes back after HELLO's reply
-    (a map holding the connection id, which differs), up to END's reply."""
-    stream = b"".join(encode_command(*c.split()) for c in [*commands, END])
-    sock = socket.create_connection(address, timeout=5)
-    cuts = sorted(rng.sample(range(1, len(stream)), min(8, len(stream) - 1)))
-    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
-        sock.sendall(stream[a:b])
-        time.sleep(rng.choice([0, 0, 0.002]))
-    got = b""
-    while not got.endswith(END_REPLY):  # nothing comes after it: pushes follow commands
-        chunk = sock.recv(65536)
-        assert chunk, got
-        got += chunk
-    sock.close()
-    return got[ReplyScanner().scan(got)[0] :]
-
-
 @pytest.mark.parametrize("seed", range(8))
 def test_random_sessions_read_as_if_the_server_had_echoed_the_injected_answer(
     proxy: FaultProxy, redis_server: tuple[str, int], seed: int
@@ -229,8 +206,8 @@ def test_random_sessions_read_as_if_the_server_had_echoed_the_injected_answer(
     proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
     commands = _session(random.Random(seed))
     echoed = [b"ECHO fake" if c == b"GET k" else c for c in commands]
-    want = _exchange(redis_server, echoed, random.Random(seed))
-    got = _exchange(proxy.address, commands, random.Random(seed))
+    want = exchange(redis_server, echoed, random.Random(seed))
+    got = exchange(proxy.address, commands, random.Random(seed))
     assert got == want, commands
 
 
@@ -240,9 +217,9 @@ def test_random_sessions_with_replies_split_every_3_bytes(
 ) -> None:
     commands = _session(random.Random(seed))
     echoed = [b"ECHO fake" if c == b"GET k" else c for c in commands]
-    want = _exchange(redis_server, echoed, random.Random(seed))
+    want = exchange(redis_server, echoed, random.Random(seed))
     with FaultProxy(*dribbled.address, name="dribbled") as proxy:
         proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
         dribbled.dribble.set()
-        got = _exchange(proxy.address, commands, random.Random(seed))
+        got = exchange(proxy.address, commands, random.Random(seed))
     assert got == want, commands
