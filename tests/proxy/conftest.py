@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,3 +158,58 @@ def exchange(address: tuple[str, int], commands: list[bytes], rng: random.Random
         got += chunk
     sock.close()
     return got[ReplyScanner().scan(got)[0] :]
+
+
+class Dribbler:
+    """A TCP relay between the proxy and the real server that, once `dribble` is set,
+    passes the server's bytes on 3 at a time with pauses, so that replies reach the
+    proxy split at every offset. The proxy's own setup goes through at full speed."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        self.server = server
+        self.dribble = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                down, _ = self.listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.server)
+            for s in (down, up):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sockets += [down, up]
+            threading.Thread(target=self._pipe, args=(down, up, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(up, down, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, from_server: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if not (from_server and self.dribble.is_set()):
+                    dst.sendall(data)
+                    continue
+                for i in range(0, len(data), 3):
+                    dst.sendall(data[i : i + 3])
+                    time.sleep(0.002)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close()
+
+
+@pytest.fixture
+def dribbled(redis_server: tuple[str, int], direct: redis.Redis) -> Iterator[Dribbler]:
+    d = Dribbler(redis_server)
+    yield d
+    d.close()

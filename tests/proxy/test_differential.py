@@ -2,7 +2,7 @@
 
 With the rule "GET answers fake", a session through the proxy must read byte for byte
 like the same session sent straight to the server with every `GET k` replaced by
-`ECHO fake`: in pipelines, transactions (where the answer is queued, then given by
+`ECHO fake` (and likewise for an injected error, a delay and a key rule; VARIANTS): in pipelines, transactions (where the answer is queued, then given by
 EXEC), under CLIENT REPLY OFF/SKIP/ON, next to blocking commands, in RESP2 and RESP3,
 with the client's bytes cut anywhere. (RESP3 pub/sub: test_pubsub_resp3.py.)
 """
@@ -10,14 +10,15 @@ with the client's bytes cut anywhere. (RESP3 pub/sub: test_pubsub_resp3.py.)
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 import redis
 
 from redtest.proxy.server import FaultProxy
-from redtest.spec.model import ResponseEffect
+from redtest.spec.model import DelayEffect, ErrorEffect, ResponseEffect
 
-from .conftest import exchange, rule
+from .conftest import Dribbler, exchange, rule
 
 PLAIN = [
     b"GET k",
@@ -54,14 +55,70 @@ def session(rng: random.Random) -> list[bytes]:
     return [*commands, b"CLIENT REPLY ON"]
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_sessions_read_as_if_the_server_had_echoed_the_injected_answer(
-    proxy: FaultProxy, redis_server: tuple[str, int], direct: redis.Redis, seed: int
+ARITY = "ERR wrong number of arguments for 'get' command"
+KEYED = (b"GET k", b"SET k v", b"DEL k n", b"MGET k n")
+
+
+
+def replacing(instead: dict[bytes, bytes], first: int = 0, count: int | None = None) -> Any:
+    """The session as sent straight to the server: matching commands from the
+    `first`-th on (0-based), `count` of them, replaced as in `instead`."""
+
+    def transform(commands: list[bytes]) -> list[bytes]:
+        out, seen = [], 0
+        for c in commands:
+            if c in instead:
+                if seen >= first and (count is None or seen < first + count):
+                    c = instead[c]
+                seen += 1
+            out.append(c)
+        return out
+
+    return transform
+
+
+# a rule, and how the session sent straight to the server reads the same
+VARIANTS = {
+    "response": (
+        rule(ResponseEffect("fake"), command="GET"),
+        replacing({b"GET k": b"ECHO fake"}),
+    ),
+    # the server's own refusal, at queue time in MULTI too (EXECABORT)
+    "error": (rule(ErrorEffect(ARITY), command="GET"), replacing({b"GET k": b"GET"})),
+    "delay": (rule(DelayEffect(0.003), command="GET"), replacing({})),
+    "key": (rule(ResponseEffect("fake"), key="k"), replacing(dict.fromkeys(KEYED, b"ECHO fake"))),
+    "after 2, 3 times": (
+        rule(ResponseEffect("fake"), command="GET", after=2, times=3),
+        replacing({b"GET k": b"ECHO fake"}, first=2, count=3),
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("seed", range(6))
+def test_sessions_read_as_if_the_server_had_answered(
+    proxy: FaultProxy, redis_server: tuple[str, int], direct: redis.Redis, seed: int, variant: str
 ) -> None:
-    proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
+    the_rule, transform = VARIANTS[variant]
+    proxy.set_rules([the_rule])
     commands = session(random.Random(seed))
-    echoed = [b"ECHO fake" if c == b"GET k" else c for c in commands]
-    want = exchange(redis_server, echoed, random.Random(seed))
+    want = exchange(redis_server, transform(commands), random.Random(seed))
     direct.flushall()
     got = exchange(proxy.address, commands, random.Random(seed))
+    assert got == want, commands
+
+
+@pytest.mark.parametrize("variant", ["response", "error", "key"])
+@pytest.mark.parametrize("seed", range(2))
+def test_sessions_with_replies_split_every_3_bytes(
+    dribbled: Dribbler, redis_server: tuple[str, int], direct: redis.Redis, seed: int, variant: str
+) -> None:
+    the_rule, transform = VARIANTS[variant]
+    commands = session(random.Random(seed))
+    want = exchange(redis_server, transform(commands), random.Random(seed))
+    direct.flushall()
+    with FaultProxy(*dribbled.address, name="dribbled") as proxy:
+        proxy.set_rules([the_rule])
+        dribbled.dribble.set()
+        got = exchange(proxy.address, commands, random.Random(seed))
     assert got == want, commands
