@@ -32,6 +32,8 @@ PLAIN = [
     b"BLPOP l 0.01",
     b"DEL k n",
     b"MGET k n",
+    b"CLIENT SETNAME worker-1",
+    b"CLIENT SETNAME web",
 ]
 
 
@@ -77,6 +79,27 @@ def replacing(instead: dict[bytes, bytes], first: int = 0, count: int | None = N
     return transform
 
 
+def replacing_when_named_worker(commands: list[bytes]) -> list[bytes]:
+    """GET k answered while the connection's name is worker-*: a name set inside MULTI
+    holds from EXEC on (DISCARD drops it)."""
+    out, name, queued, in_multi = [], b"", None, False
+    for c in commands:
+        if c == b"MULTI":
+            in_multi, queued = True, None
+        elif c in (b"EXEC", b"DISCARD") and in_multi:
+            in_multi = False
+            name = queued if c == b"EXEC" and queued is not None else name
+        elif c.startswith(b"CLIENT SETNAME "):
+            if in_multi:
+                queued = c.split()[2]
+            else:
+                name = c.split()[2]
+        elif c == b"GET k" and name.startswith(b"worker-"):
+            c = b"ECHO fake"
+        out.append(c)
+    return out
+
+
 # a rule, and how the session sent straight to the server reads the same
 VARIANTS = {
     "response": (
@@ -87,6 +110,10 @@ VARIANTS = {
     "error": (rule(ErrorEffect(ARITY), command="GET"), replacing({b"GET k": b"GET"})),
     "delay": (rule(DelayEffect(0.003), command="GET"), replacing({})),
     "key": (rule(ResponseEffect("fake"), key="k"), replacing(dict.fromkeys(KEYED, b"ECHO fake"))),
+    "client": (
+        rule(ResponseEffect("fake"), command="GET", client="worker-*"),
+        replacing_when_named_worker,
+    ),
     "after 2, 3 times": (
         rule(ResponseEffect("fake"), command="GET", after=2, times=3),
         replacing({b"GET k": b"ECHO fake"}, first=2, count=3),
@@ -108,7 +135,7 @@ def test_sessions_read_as_if_the_server_had_answered(
     assert got == want, commands
 
 
-@pytest.mark.parametrize("variant", ["response", "error", "key"])
+@pytest.mark.parametrize("variant", ["response", "error", "key", "client"])
 @pytest.mark.parametrize("seed", range(2))
 def test_sessions_with_replies_split_every_3_bytes(
     dribbled: Dribbler, redis_server: tuple[str, int], direct: redis.Redis, seed: int, variant: str
