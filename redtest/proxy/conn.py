@@ -1055,8 +1055,9 @@ class ClientConnection(asyncio.Protocol):
         pub/sub confirmations may still be on their way, PING the server and swallow its
         PONG, which comes after them, so that the client sees them first, as it would
         without the proxy. Costs one PING per (un)subscribe, and only if a fault fires.
-        A refused (un)subscribe answers with an error instead: forwarded, not swallowed."""
-        if self.confirmations_unseen and not self.opaque:
+        A refused (un)subscribe answers with an error instead: forwarded, not swallowed.
+        With replies off or one to skip, the server would not answer the PING: no barrier."""
+        if self.confirmations_unseen and not (self.opaque or self.reply_off or self.skip_next):
             self.confirmations_unseen = False
             self._up(_PING)
             self._push(_Marker(_PONG))
