@@ -960,13 +960,12 @@ class ClientConnection(asyncio.Protocol):
                 return self._muted(1)  # an arity error
             if not self.resp3:
                 return _FWD_OPAQUE
-            self.confirmations_unseen = True  # RESP3: confirmations are pushes
-            return 0
-        # UNSUBSCRIBE family outside subscribed mode
-        if self.resp3:
-            self.confirmations_unseen = True
-            return 0
-        return self._muted(max(1, n - 1))
+        elif not self.resp3:  # UNSUBSCRIBE family outside subscribed mode: arrays
+            return self._muted(max(1, n - 1))
+        # RESP3: the confirmations are pushes, which a pending SKIP does not hold back
+        # but uses up
+        self.confirmations_unseen = True
+        return self._muted(0)
 
     def _naming(self, new_name: bytes | None, resp3: bool | None = None) -> Any:
         """Forward a command that may name the connection or switch its protocol; that

@@ -122,7 +122,7 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_sessions_read_as_if_the_server_had_answered(
     proxy: FaultProxy, redis_server: tuple[str, int], direct: redis.Redis, seed: int, variant: str
 ) -> None:

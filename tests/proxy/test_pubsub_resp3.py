@@ -149,13 +149,16 @@ def _session(rng: random.Random) -> list[bytes]:
                     b"GET k",
                     b"ECHO x",
                     b"PING",
+                    b"CLIENT REPLY OFF",
+                    b"CLIENT REPLY ON",
+                    b"CLIENT REPLY SKIP",
                 ]
             )
         )
-    return commands
+    return [*commands, b"CLIENT REPLY ON"]
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(12))
 def test_random_sessions_read_as_if_the_server_had_echoed_the_injected_answer(
     proxy: FaultProxy, redis_server: tuple[str, int], seed: int
 ) -> None:
