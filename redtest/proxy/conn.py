@@ -892,6 +892,14 @@ class ClientConnection(asyncio.Protocol):
 
     def _special(self, name: bytes, argv: list[bytes]) -> Any:
         n = len(argv)
+        if name == b"RESET":  # runs at once, inside MULTI too, and ends it
+            # it turns replies back on before answering, but a pending SKIP still holds
+            n = 0 if self.skip_next and not self.reply_off else 1
+            self.resp3 = self.reply_off = self.in_multi = self.poisoned = False
+            self.multi_name = self.multi_reply = None
+            self.skip_next = 0
+            self._set_name(b"")
+            return n
         if name == b"EXEC":
             multi_name, multi_reply = self.multi_name, self.multi_reply
             self.multi_name = self.multi_reply = None
@@ -948,11 +956,6 @@ class ClientConnection(asyncio.Protocol):
                     self.skip_next = 2  # this command and the next
                     return self._muted(1)
             return self._muted(1)
-        if name == b"RESET":
-            self.resp3 = self.reply_off = self.in_multi = self.poisoned = False
-            self.skip_next = 0
-            self._set_name(b"")
-            return 1
         if name == b"MONITOR":
             return _FWD_OPAQUE
         if name in (b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE"):

@@ -20,6 +20,7 @@ from redtest.spec.model import DelayEffect, ErrorEffect, ResponseEffect
 
 from .conftest import Dribbler, exchange, rule
 
+EVAL = b"EVAL return(redis.call('GET',KEYS[1])) 1 k"
 PLAIN = [
     b"GET k",
     b"GET k",
@@ -34,6 +35,13 @@ PLAIN = [
     b"MGET k n",
     b"CLIENT SETNAME worker-1",
     b"CLIENT SETNAME web",
+    b"CLIENT GETNAME",
+    b"SELECT 1",
+    b"SELECT 0",
+    b"WATCH k",
+    b"UNWATCH",
+    EVAL,
+    b"RESET",
 ]
 
 
@@ -52,13 +60,14 @@ def session(rng: random.Random) -> list[bytes]:
             commands.append(b"CLIENT REPLY " + rng.choice([b"OFF", b"ON", b"SKIP"]))
         else:
             commands.append(rng.choice(PLAIN))
+            in_multi = in_multi and commands[-1] != b"RESET"
     if in_multi:
         commands.append(b"EXEC")
     return [*commands, b"CLIENT REPLY ON"]
 
 
 ARITY = "ERR wrong number of arguments for 'get' command"
-KEYED = (b"GET k", b"SET k v", b"DEL k n", b"MGET k n")
+KEYED = (b"GET k", b"SET k v", b"DEL k n", b"MGET k n", b"WATCH k", EVAL)
 
 
 
@@ -84,7 +93,9 @@ def replacing_when_named_worker(commands: list[bytes]) -> list[bytes]:
     holds from EXEC on (DISCARD drops it)."""
     out, name, queued, in_multi = [], b"", None, False
     for c in commands:
-        if c == b"MULTI":
+        if c == b"RESET":
+            name, queued, in_multi = b"", None, False
+        elif c == b"MULTI":
             in_multi, queued = True, None
         elif c in (b"EXEC", b"DISCARD") and in_multi:
             in_multi = False
@@ -122,7 +133,7 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(10))
 def test_sessions_read_as_if_the_server_had_answered(
     proxy: FaultProxy, redis_server: tuple[str, int], direct: redis.Redis, seed: int, variant: str
 ) -> None:

@@ -341,3 +341,23 @@ def test_upstream_goes_over_the_unix_socket_when_given(proxy: FaultProxy) -> Non
     else:
         assert info["addr"].startswith("127.0.0.1:")
     c.close()
+
+
+@pytest.mark.parametrize(
+    ("before", "replies"),
+    [
+        (b"MULTI\r\n", [b"OK", b"RESET"]),  # RESET runs at once inside MULTI, and ends it
+        (b"CLIENT REPLY SKIP\r\n", []),  # a pending SKIP takes RESET's reply
+        (b"CLIENT REPLY OFF\r\n", [b"RESET"]),  # RESET turns replies on, then answers
+        (b"MULTI\r\nCLIENT REPLY SKIP\r\n", [b"OK", b"QUEUED", b"RESET"]),  # SKIP only queued
+    ],
+)
+def test_reset_is_counted_as_the_server_answers_it(
+    proxy: FaultProxy, raw: RawClient, before: bytes, replies: list[bytes]
+) -> None:
+    # an injected error: inside a transaction the proxy would poison it, not just answer
+    proxy.set_rules([rule(ErrorEffect("ERR injected"), command="GET")])
+    raw.send(before + b"RESET\r\nGET k\r\nCLIENT REPLY OFF\r\nGET k\r\nECHO x\r\n")
+    raw.send(b"CLIENT REPLY ON\r\nECHO y\r\n")
+    got = [str(r) if isinstance(r, Exception) else r for r in raw.read(len(replies) + 3)]
+    assert got == [*replies, "ERR injected", b"OK", b"y"]
