@@ -42,6 +42,12 @@ PLAIN = [
     b"UNWATCH",
     EVAL,
     b"RESET",
+    b"HELLO 2",
+    b"HELLO 3",
+    b"HELLO 3 SETNAME worker-3",
+    b"FOO",  # unknown: refused at queue time in MULTI (EXECABORT)
+    b"SET big " + b"x" * 300_000,
+    b"GETRANGE big 0 5",
 ]
 
 
@@ -59,8 +65,11 @@ def session(rng: random.Random) -> list[bytes]:
         elif roll < 0.24 and not in_multi:  # inside MULTI the proxy stops counting
             commands.append(b"CLIENT REPLY " + rng.choice([b"OFF", b"ON", b"SKIP"]))
         else:
-            commands.append(rng.choice(PLAIN))
-            in_multi = in_multi and commands[-1] != b"RESET"
+            command = rng.choice(PLAIN)
+            if in_multi and command.startswith(b"HELLO"):  # a protocol switch inside EXEC
+                continue
+            commands.append(command)
+            in_multi = in_multi and command != b"RESET"
     if in_multi:
         commands.append(b"EXEC")
     return [*commands, b"CLIENT REPLY ON"]
@@ -90,21 +99,26 @@ def replacing(instead: dict[bytes, bytes], first: int = 0, count: int | None = N
 
 def replacing_when_named_worker(commands: list[bytes]) -> list[bytes]:
     """GET k answered while the connection's name is worker-*: a name set inside MULTI
-    holds from EXEC on (DISCARD drops it)."""
-    out, name, queued, in_multi = [], b"", None, False
+    holds from EXEC on (DISCARD, or EXECABORT after FOO, drops it)."""
+    out, name, queued, in_multi, aborted = [], b"", None, False, False
     for c in commands:
         if c == b"RESET":
             name, queued, in_multi = b"", None, False
         elif c == b"MULTI":
-            in_multi, queued = True, None
+            in_multi, queued, aborted = True, None, False
+        elif c == b"FOO" and in_multi:
+            aborted = True
         elif c in (b"EXEC", b"DISCARD") and in_multi:
             in_multi = False
-            name = queued if c == b"EXEC" and queued is not None else name
+            if c == b"EXEC" and queued is not None and not aborted:
+                name = queued
         elif c.startswith(b"CLIENT SETNAME "):
             if in_multi:
                 queued = c.split()[2]
             else:
                 name = c.split()[2]
+        elif c.startswith(b"HELLO 3 SETNAME "):
+            name = c.split()[3]
         elif c == b"GET k" and name.startswith(b"worker-"):
             c = b"ECHO fake"
         out.append(c)
