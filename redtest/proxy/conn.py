@@ -700,8 +700,8 @@ class ClientConnection(asyncio.Protocol):
                 self._go_raw(pending)
                 return
             self._up(bytes(pending) if pending is self.buf else pending)
+            self.streamed = len(pending) - pos  # before the clear: pending may be buf
             self.buf.clear()
-            self.streamed = len(pending) - pos
             return
         # Slow path: exact boundaries. The first command's first `streamed` bytes are gone.
         try:

@@ -7,7 +7,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import hiredis
@@ -143,11 +143,27 @@ END = b"ECHO end-of-session"
 END_REPLY = b"$14\r\nend-of-session\r\n"
 
 
-def exchange(address: tuple[str, int], commands: list[bytes], rng: random.Random) -> bytes:
+def exchange(
+    address: tuple[str, int],
+    commands: list[bytes],
+    rng: random.Random,
+    then: tuple[Callable[[], object], list[bytes]] | None = None,
+) -> bytes:
     """Send the commands and END in random pieces; what comes back, up to END's reply,
-    with the connection id in HELLO's replies (which differs) set to 0."""
-    stream = b"".join(encode_command(*c.split()) for c in [*commands, END])
+    with the connection id in HELLO's replies (which differs) set to 0. With `then`
+    (action, more commands): once END is answered, run the action (switch rules) and
+    send the other commands the same way, on the same connection."""
     sock = socket.create_connection(address, timeout=5)
+    got = _send_and_read(sock, commands, rng)
+    if then is not None:
+        then[0]()
+        got += _send_and_read(sock, then[1], rng)
+    sock.close()
+    return re.sub(rb"\$2\r\nid\r\n:\d+\r\n", b"$2\r\nid\r\n:0\r\n", got)
+
+
+def _send_and_read(sock: socket.socket, commands: list[bytes], rng: random.Random) -> bytes:
+    stream = b"".join(encode_command(*c.split()) for c in [*commands, END])
     cuts = sorted(rng.sample(range(1, len(stream)), min(8, len(stream) - 1)))
     for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         sock.sendall(stream[a:b])
@@ -157,8 +173,7 @@ def exchange(address: tuple[str, int], commands: list[bytes], rng: random.Random
         chunk = sock.recv(65536)
         assert chunk, got
         got += chunk
-    sock.close()
-    return re.sub(rb"\$2\r\nid\r\n:\d+\r\n", b"$2\r\nid\r\n:0\r\n", got)
+    return got
 
 
 class Dribbler:

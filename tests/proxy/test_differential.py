@@ -174,3 +174,21 @@ def test_sessions_with_replies_split_every_3_bytes(
         dribbled.dribble.set()
         got = exchange(proxy.address, commands, random.Random(seed))
     assert got == want, commands
+
+
+@pytest.mark.parametrize("variant", ["response", "error", "key", "client"])
+@pytest.mark.parametrize("seed", range(6))
+def test_rules_switching_on_mid_session(
+    proxy: FaultProxy, redis_server: tuple[str, int], direct: redis.Redis, seed: int, variant: str
+) -> None:
+    """The first half runs with no rule (in the fast lane while it can), the second half
+    under the rule: the connection's state (protocol, name, replies owed) carries over."""
+    the_rule, transform = VARIANTS[variant]
+    rng = random.Random(seed)
+    first, second = session(rng), session(rng)[1:]  # one HELLO, at the start
+    as_sent = transform(first + second)[len(first) :]  # the name from the first half holds
+    want = exchange(redis_server, first, random.Random(seed), (lambda: None, as_sent))
+    direct.flushall()
+    switch = (lambda: proxy.set_rules([the_rule]), second)
+    got = exchange(proxy.address, first, random.Random(seed), switch)
+    assert got == want, (first, second)

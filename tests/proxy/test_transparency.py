@@ -361,3 +361,20 @@ def test_reset_is_counted_as_the_server_answers_it(
     raw.send(b"CLIENT REPLY ON\r\nECHO y\r\n")
     got = [str(r) if isinstance(r, Exception) else r for r in raw.read(len(replies) + 3)]
     assert got == [*replies, "ERR injected", b"OK", b"y"]
+
+
+def test_a_large_command_begun_while_suspended_keeps_its_framing(
+    proxy: FaultProxy, raw: RawClient
+) -> None:
+    """CLIENT SETNAME holds what follows until it is answered; the start of a large SET
+    waits in the buffer meanwhile. Its rest, read later, must still be known as the rest
+    of that SET, or the connection loses its framing and no rule applies to it again."""
+    value = b"v" * 600_000
+    naming = encode_command(b"CLIENT", b"SETNAME", b"a")
+    raw.send(naming + encode_command(b"SET", b"big", value)[:70_000])
+    time.sleep(0.2)  # the name is settled; the SET's start is buffered
+    raw.send(encode_command(b"SET", b"big", value)[70_000:])
+    assert raw.read(2) == [b"OK", b"OK"]
+    proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
+    raw.send(b"GET big\r\nSTRLEN big\r\n")
+    assert raw.read(2) == [b"fake", len(value)]
