@@ -727,10 +727,10 @@ class ClientConnection(asyncio.Protocol):
             rest = bytes(pending[pos:])
             self.buf = bytearray(rest)
             self.queue.extend(items)
+            if bad:  # hiredis stopped where `rest` starts: read it exactly, after this
+                self._enter_py(parse_now=False)  # (not after _drain: that moves the buffer on)
             if self._apply(cmds[stop], raw, decision):
                 self._drain()
-            if bad and not self.dead:
-                self._enter_py()
             return
         rest = bytes(pending[pos:])
         if cmds:
@@ -746,14 +746,15 @@ class ClientConnection(asyncio.Protocol):
         self.opaque = True
         self._run_heads()
 
-    def _enter_py(self) -> None:
-        """hiredis met a non-array command at a boundary: parse exactly from here on."""
+    def _enter_py(self, parse_now: bool = True) -> None:
+        """hiredis met a non-array command at a boundary: parse exactly from here on (at
+        once, or when _drain gets to it, after the commands before it)."""
         self.reader = hiredis.Reader()
-        if self.buf and self.buf[0] == 0x2A:  # hiredis choked inside an array: not RESP we know
-            self._go_raw(self.buf)
+        if parse_now and self.buf and self.buf[0] == 0x2A:
+            self._go_raw(self.buf)  # hiredis choked inside an array: not RESP we know
             return
-        self.py_mode = True
-        if not self.suspended and not self.queue:
+        self.py_mode = True  # (deferred, a bad array goes raw when parse_one refuses it)
+        if parse_now and not self.suspended and not self.queue:
             self._handle_py()
 
     def _handle_py(self) -> None:

@@ -378,3 +378,24 @@ def test_a_large_command_begun_while_suspended_keeps_its_framing(
     proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
     raw.send(b"GET big\r\nSTRLEN big\r\n")
     assert raw.read(2) == [b"fake", len(value)]
+
+
+def test_inline_command_between_held_chunks_keeps_the_framing(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient
+) -> None:
+    """Chunks held while CLIENT SETNAME waits for its answer are read afterwards: one holds
+    an injected GET, an inline command and the start of a RESP command, the next one that
+    command's end and the start of another. Found by test_differential.py: the connection
+    went raw there, and its later faults were written ahead of earlier replies."""
+    proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
+    first, second = encode_command(b"ECHO", b"resp1"), encode_command(b"ECHO", b"resp2")
+    direct.execute_command("CLIENT", "PAUSE", "400", "ALL")  # holds the SETNAME's answer
+    raw.send(encode_command(b"CLIENT", b"SETNAME", b"a"))
+    time.sleep(0.1)
+    get = encode_command(b"GET", b"k")
+    raw.send(get + encode_command(b"PING") + b"ECHO inline\r\n" + first[:9])
+    time.sleep(0.1)
+    raw.send(first[9:] + second[:9])
+    time.sleep(0.5)  # the pause ends: the held chunks are read
+    raw.send(second[9:] + get)
+    assert raw.read(7) == [b"OK", b"fake", b"PONG", b"inline", b"resp1", b"resp2", b"fake"]
