@@ -153,12 +153,11 @@ def exchange(
     with the connection id in HELLO's replies (which differs) set to 0. With `then`
     (action, more commands): once END is answered, run the action (switch rules) and
     send the other commands the same way, on the same connection."""
-    sock = socket.create_connection(address, timeout=5)
-    got = _send_and_read(sock, commands, rng)
-    if then is not None:
-        then[0]()
-        got += _send_and_read(sock, then[1], rng)
-    sock.close()
+    with socket.create_connection(address, timeout=5) as sock:
+        got = _send_and_read(sock, commands, rng)
+        if then is not None:
+            then[0]()
+            got += _send_and_read(sock, then[1], rng)
     return re.sub(rb"\$2\r\nid\r\n:\d+\r\n", b"$2\r\nid\r\n:0\r\n", got)
 
 
