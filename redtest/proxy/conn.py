@@ -66,6 +66,7 @@ _PONG = "pong"  # swallow the +PONG of the proxy's own PING; forward replies bef
 
 _DISCARD = encode_command(b"DISCARD")
 _PING = encode_command(b"PING")
+_REPLY_ON = encode_command(b"CLIENT", b"REPLY", b"ON")
 _EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
 
 # Decisions other than "forward with N replies" (an int).
@@ -864,8 +865,8 @@ class ClientConnection(asyncio.Protocol):
         if type(eff) is DropEffect:
             if eff.mode == "blackhole":
                 return ("blackhole",)
-            if eff.mode == "lose_reply":
-                return ("lose",)
+            if eff.mode == "lose_reply":  # (muted: no reply will come to be lost)
+                return ("lose", self._muted(1) == 0)
         return ("close",)  # drop close, down
 
     def _answer(self, argv: list[bytes], eff: ErrorEffect | ResponseEffect) -> Any:
@@ -1031,7 +1032,13 @@ class ClientConnection(asyncio.Protocol):
             pass
         elif kind == "lose":
             self._up(raw)  # executed by the server; the reply never reaches the client
-            self._push(_Marker(_LOSE))
+            if d[1]:
+                # No reply will come (replies off, or this one skipped) to close after, so
+                # ask for two: the connection is closing, its state no longer matters.
+                # (A transaction would be discarded by the close anyway.)
+                self._up((_DISCARD if self.in_multi else b"") + _REPLY_ON + _PING)
+                self._push(_Marker(_REPLACE, b""))  # CLIENT REPLY ON's +OK
+            self._push(_Marker(_LOSE))  # the reply (or the PONG) is swallowed, then close
             self._die()
             return False
         elif kind == "close":

@@ -113,6 +113,25 @@ def test_drop_lose_reply_executes_the_write(proxy: FaultProxy, direct: redis.Red
     assert direct.get("n") == b"1"
 
 
+@pytest.mark.parametrize(
+    ("before", "written"),
+    [
+        (b"CLIENT REPLY OFF\r\n", True),
+        (b"CLIENT REPLY SKIP\r\n", True),
+        (b"CLIENT REPLY OFF\r\nMULTI\r\n", False),  # the close discards the transaction
+    ],
+)
+def test_drop_lose_reply_closes_also_when_no_reply_was_coming(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient, before: bytes, written: bool
+) -> None:
+    """lose_reply closes after the server's reply; with replies off (or skipped) there is
+    none, and the connection used to stay open. It closes once the write is done."""
+    proxy.set_rules([rule(DropEffect("lose_reply"), command="SET")])
+    raw.send(before + b"SET k v\r\n")
+    assert raw.closed()
+    assert (direct.get("k") == b"v") is written
+
+
 def test_down_then_recovery(proxy: FaultProxy) -> None:
     r = client(proxy)
     assert r.ping()
