@@ -291,6 +291,7 @@ class ClientConnection(asyncio.Protocol):
     def close(self) -> None:
         """Close both sides after writing what is already queued."""
         self.dead = True
+        self._flush_up()  # commands decided before the close still reach the server
         self._flush_client()
         if self.transport is not None:
             self.transport.close()
@@ -1032,17 +1033,16 @@ class ClientConnection(asyncio.Protocol):
             pass
         elif kind == "lose":
             self._up(raw)  # executed by the server; the reply never reaches the client
-            if d[1]:
-                # No reply will come (replies off, or this one skipped) to close after, so
-                # ask for two: the connection is closing, its state no longer matters.
-                # (A transaction would be discarded by the close anyway.)
-                self._up((_DISCARD if self.in_multi else b"") + _REPLY_ON + _PING)
-                self._push(_Marker(_REPLACE, b""))  # CLIENT REPLY ON's +OK
+            if d[1]:  # no reply will come (replies off, or this one skipped): a PONG will
+                if self.in_multi:
+                    self._up(_DISCARD)  # as the close would discard it anyway
+                self._replies_back_on()
+                self._up(_PING)
             self._push(_Marker(_LOSE))  # the reply (or the PONG) is swallowed, then close
             self._die()
             return False
         elif kind == "close":
-            self._after_confirmations()
+            self._after_confirmations(closing=True)
             self._push(_Marker(_CLOSE))
             self._die()
             return False
@@ -1060,17 +1060,32 @@ class ClientConnection(asyncio.Protocol):
             return False
         return True
 
-    def _after_confirmations(self) -> None:
+    def _after_confirmations(self, closing: bool = False) -> None:
         """Before an injected answer (or close) that no server reply orders: when RESP3
         pub/sub confirmations may still be on their way, PING the server and swallow its
         PONG, which comes after them, so that the client sees them first, as it would
         without the proxy. Costs one PING per (un)subscribe, and only if a fault fires.
         A refused (un)subscribe answers with an error instead: forwarded, not swallowed.
-        With replies off or one to skip, the server would not answer the PING: no barrier."""
-        if self.confirmations_unseen and not (self.opaque or self.reply_off or self.skip_next):
-            self.confirmations_unseen = False
-            self._up(_PING)
-            self._push(_Marker(_PONG))
+        With replies off or one to skip the server would not answer the PING: then there
+        is no barrier, unless the connection is closing (its reply mode no longer matters)."""
+        if not self.confirmations_unseen or self.opaque:
+            return
+        if self.reply_off or self.skip_next:
+            if not closing:
+                return
+            self._replies_back_on()
+        self.confirmations_unseen = False
+        self._up(_PING)
+        self._push(_Marker(_PONG))
+
+    def _replies_back_on(self) -> None:
+        """The connection is closing: have the server answer again (CLIENT REPLY ON), so
+        that a PING sent next is answered and its reply can mark the end."""
+        if self.reply_off:
+            self._up(_REPLY_ON)
+            self._push(_Marker(_REPLACE, b""))  # its +OK
+        elif self.skip_next:
+            self._up(_REPLY_ON)  # the server's pending SKIP takes its reply
 
     def _die(self) -> None:
         """No more client input is read or forwarded on this connection."""

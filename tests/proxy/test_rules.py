@@ -132,6 +132,22 @@ def test_drop_lose_reply_closes_also_when_no_reply_was_coming(
     assert (direct.get("k") == b"v") is written
 
 
+def test_drop_lose_reply_after_counting_stopped_still_sends_the_write(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient
+) -> None:
+    """CLIENT REPLY SKIP run by EXEC stops reply counting; lose_reply then closes at once,
+    and the close still writes the command first."""
+    raw.send(b"MULTI\r\nCLIENT REPLY SKIP\r\nEXEC\r\n")  # EXEC's reply is cut short
+    assert raw.read_raw(len(b"+OK\r\n+QUEUED\r\n*1\r\n")) == b"+OK\r\n+QUEUED\r\n*1\r\n"
+    proxy.set_rules([rule(DropEffect("lose_reply"), command="SET")])
+    raw.send(b"SET k v\r\n")
+    assert raw.closed()
+    deadline = time.monotonic() + 2
+    while direct.get("k") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert direct.get("k") == b"v"
+
+
 def test_down_then_recovery(proxy: FaultProxy) -> None:
     r = client(proxy)
     assert r.ping()
