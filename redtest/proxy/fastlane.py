@@ -63,7 +63,9 @@ def enabled() -> bool:
 
 
 def _handover(state: tuple[Any, ...]) -> Handover:
-    client_fd, upstream_fd, owed, from_client, from_server, to_client, to_server = state[:7]
+    client_fd, upstream_fd, owed, from_client, from_server, to_client, to_server, resp3, hello = (
+        state
+    )
     return Handover(
         socket.socket(fileno=client_fd),
         socket.socket(fileno=upstream_fd),
@@ -72,8 +74,8 @@ def _handover(state: tuple[Any, ...]) -> Handover:
         from_server,
         to_client,
         to_server,
-        resp3=bool(state[7]),
-        hello=state[8],
+        resp3=bool(resp3),
+        hello=hello,
     )
 
 
