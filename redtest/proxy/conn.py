@@ -246,7 +246,9 @@ class ClientConnection(asyncio.Protocol):
                 sock.close()
             self.close()
             return
-        if self.closed:
+        if self.closed:  # closed meanwhile: what it had decided to send still goes
+            if self.up_pending:
+                up.write(b"".join(self.up_pending))
             up.close()
             return
         self.up = up  # type: ignore[assignment]
@@ -302,6 +304,7 @@ class ClientConnection(asyncio.Protocol):
     def abort(self) -> None:
         """Close both sides now (down, proxy stop)."""
         self.dead = self.closed = True
+        self.up_pending = []  # nor is anything sent once the server is connected
         if self.transport is not None:
             self.transport.abort()
         if self.up is not None:
@@ -1033,17 +1036,18 @@ class ClientConnection(asyncio.Protocol):
             pass
         elif kind == "lose":
             self._up(raw)  # executed by the server; the reply never reaches the client
-            if d[1]:  # no reply will come (replies off, or this one skipped): a PONG will
-                if self.in_multi:
-                    self._up(_DISCARD)  # as the close would discard it anyway
-                self._replies_back_on()
-                self._up(_PING)
-            self._push(_Marker(_LOSE))  # the reply (or the PONG) is swallowed, then close
+            if d[1]:  # no reply will come (replies off, or this one skipped)
+                self._close_once_server_answers()
+            else:
+                self._push(_Marker(_LOSE))  # the reply is swallowed, then close
             self._die()
             return False
         elif kind == "close":
-            self._after_confirmations(closing=True)
-            self._push(_Marker(_CLOSE))
+            if not self.opaque and (self.reply_off or self.skip_next):
+                self._close_once_server_answers()
+            else:
+                self._after_confirmations()
+                self._push(_Marker(_CLOSE))
             self._die()
             return False
         elif kind == "blackhole":
@@ -1060,32 +1064,36 @@ class ClientConnection(asyncio.Protocol):
             return False
         return True
 
-    def _after_confirmations(self, closing: bool = False) -> None:
+    def _after_confirmations(self) -> None:
         """Before an injected answer (or close) that no server reply orders: when RESP3
         pub/sub confirmations may still be on their way, PING the server and swallow its
         PONG, which comes after them, so that the client sees them first, as it would
         without the proxy. Costs one PING per (un)subscribe, and only if a fault fires.
         A refused (un)subscribe answers with an error instead: forwarded, not swallowed.
         With replies off or one to skip the server would not answer the PING: then there
-        is no barrier, unless the connection is closing (its reply mode no longer matters)."""
-        if not self.confirmations_unseen or self.opaque:
+        is no barrier (a closing connection has _close_once_server_answers instead)."""
+        if not self.confirmations_unseen or self.opaque or self.reply_off or self.skip_next:
             return
-        if self.reply_off or self.skip_next:
-            if not closing:
-                return
-            self._replies_back_on()
         self.confirmations_unseen = False
         self._up(_PING)
         self._push(_Marker(_PONG))
 
-    def _replies_back_on(self) -> None:
-        """The connection is closing: have the server answer again (CLIENT REPLY ON), so
-        that a PING sent next is answered and its reply can mark the end."""
+    def _close_once_server_answers(self) -> None:
+        """Close when replies are off or the next is skipped, so that no reply orders the
+        close: have the server answer again (CLIENT REPLY ON; in a transaction, DISCARD
+        first, as the close would), send a PING and close on its PONG, which the server
+        writes after everything sent before it has run, and after any RESP3 confirmation
+        pushes. Closing at once would lose commands the server has not run yet: those
+        queued behind a BLPOP are dropped when the connection ends."""
+        if self.in_multi:
+            self._up(_DISCARD)
         if self.reply_off:
             self._up(_REPLY_ON)
             self._push(_Marker(_REPLACE, b""))  # its +OK
         elif self.skip_next:
             self._up(_REPLY_ON)  # the server's pending SKIP takes its reply
+        self._up(_PING)
+        self._push(_Marker(_LOSE))  # the PONG is swallowed, then close
 
     def _die(self) -> None:
         """No more client input is read or forwarded on this connection."""

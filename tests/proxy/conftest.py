@@ -158,10 +158,11 @@ def exchange(
         if then is not None:
             then[0]()
             got += _send_and_read(sock, then[1], rng)
-    return re.sub(rb"\$2\r\nid\r\n:\d+\r\n", b"$2\r\nid\r\n:0\r\n", got)
+    return normalized(got)
 
 
-def _send_and_read(sock: socket.socket, commands: list[bytes], rng: random.Random) -> bytes:
+def _pieces(commands: list[bytes], rng: random.Random) -> Iterator[bytes]:
+    """The commands and END as one stream, cut in random pieces."""
     # a fifth of the short ones inline, as telnet users send them (quotes would be parsed)
     stream = b"".join(
         c + b"\r\n"
@@ -171,7 +172,12 @@ def _send_and_read(sock: socket.socket, commands: list[bytes], rng: random.Rando
     )
     cuts = sorted(rng.sample(range(1, len(stream)), min(8, len(stream) - 1)))
     for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
-        sock.sendall(stream[a:b])
+        yield stream[a:b]
+
+
+def _send_and_read(sock: socket.socket, commands: list[bytes], rng: random.Random) -> bytes:
+    for piece in _pieces(commands, rng):
+        sock.sendall(piece)
         time.sleep(rng.choice([0, 0, 0.002]))
     got = b""
     while not got.endswith(END_REPLY):  # nothing comes after it: pushes follow commands
@@ -179,6 +185,37 @@ def _send_and_read(sock: socket.socket, commands: list[bytes], rng: random.Rando
         assert chunk, got
         got += chunk
     return got
+
+
+def exchange_until_dropped(
+    address: tuple[str, int], commands: list[bytes], rng: random.Random, quiet: float = 0.3
+) -> tuple[bytes, bool]:
+    """Like exchange(), for a session a drop rule cuts short: what comes back until the
+    proxy closes the connection (True) or stays silent for `quiet` seconds (False)."""
+    got = b""
+    with socket.create_connection(address, timeout=5) as sock:
+        try:
+            for piece in _pieces(commands, rng):
+                sock.sendall(piece)
+                time.sleep(rng.choice([0, 0, 0.002]))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed while we were still sending: read what came before
+        sock.settimeout(quiet)
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                return normalized(got), True
+            except TimeoutError:
+                return normalized(got), False
+            if not chunk:
+                return normalized(got), True
+            got += chunk
+
+
+def normalized(replies: bytes) -> bytes:
+    """The connection id in HELLO's replies (which differs) set to 0."""
+    return re.sub(rb"\$2\r\nid\r\n:\d+\r\n", b"$2\r\nid\r\n:0\r\n", replies)
 
 
 class Dribbler:

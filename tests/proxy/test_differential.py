@@ -10,15 +10,16 @@ with the client's bytes cut anywhere. (RESP3 pub/sub: test_pubsub_resp3.py.)
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import pytest
 import redis
 
 from redtest.proxy.server import FaultProxy
-from redtest.spec.model import DelayEffect, ErrorEffect, ResponseEffect
+from redtest.spec.model import DelayEffect, DropEffect, ErrorEffect, ResponseEffect
 
-from .conftest import Dribbler, exchange, rule
+from .conftest import END_REPLY, Dribbler, exchange, exchange_until_dropped, rule
 
 EVAL = b"EVAL return(redis.call('GET',KEYS[1])) 1 k"
 PLAIN = [
@@ -192,3 +193,58 @@ def test_rules_switching_on_mid_session(
     switch = (lambda: proxy.set_rules([the_rule]), second)
     got = exchange(proxy.address, first, random.Random(seed), switch)
     assert got == want, (first, second)
+
+
+def data(address: tuple[str, int]) -> dict[int, dict[bytes, bytes]]:
+    """Every key of databases 0 and 1 with its DUMP."""
+    out = {}
+    for db in (0, 1):
+        with redis.Redis(*address, db=db) as r:
+            out[db] = {k: r.dump(k) for k in sorted(r.keys())}
+    return out
+
+
+def wait_for_clients(direct: redis.Redis, ids: set[int]) -> None:
+    """Until the server has let go of every client not in `ids`: it has then read all
+    they sent (a closed connection's commands are executed before its end is seen)."""
+    deadline = time.monotonic() + 5
+    while {c["id"] for c in direct.client_list()} - ids:
+        assert time.monotonic() < deadline, direct.client_list()
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("mode", ["close", "lose_reply", "blackhole"])
+@pytest.mark.parametrize("seed", range(8))
+def test_a_dropped_command_ends_the_session_as_if_cut_there(
+    proxy: FaultProxy, redis_server: tuple[str, int], direct: redis.Redis, seed: int, mode: str
+) -> None:
+    """Dropping the first `INCR n`: the replies before it, exactly, then the close (or,
+    for blackhole, silence); the data as if the session had ended before the INCR (after
+    it, for lose_reply: executed, though never answered) — in MULTI (which the end
+    discards), under CLIENT REPLY OFF/SKIP (no reply to wait for), next to BLPOP."""
+    rng = random.Random(seed)
+    commands = session(rng)
+    if b"INCR n" not in commands:
+        commands.insert(rng.randrange(1, len(commands)), b"INCR n")
+    prefix = commands[: commands.index(b"INCR n")]
+    executed = prefix + [b"INCR n"] if mode == "lose_reply" else prefix
+    # straight to the server: the prefix, then RESET (which ends a MULTI, as the close
+    # does) and END; the replies of the two taken off
+    want = exchange(redis_server, [*prefix, b"RESET"], random.Random(seed))
+    want = want.removesuffix(END_REPLY)
+    if prefix[-1] != b"CLIENT REPLY SKIP":  # a pending skip takes RESET's reply
+        assert want.endswith(b"+RESET\r\n")
+        want = want.removesuffix(b"+RESET\r\n")
+    if executed != prefix:
+        direct.flushall()
+        exchange(redis_server, [*executed, b"RESET"], random.Random(seed))
+    want_data = data(redis_server)
+
+    direct.flushall()
+    clients = {c["id"] for c in direct.client_list()}
+    proxy.set_rules([rule(DropEffect(mode), command="INCR")])
+    got, closed = exchange_until_dropped(proxy.address, commands, random.Random(seed))
+    assert got == want, commands
+    assert closed == (mode != "blackhole")
+    wait_for_clients(direct, clients)
+    assert data(redis_server) == want_data, commands

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
 import threading
 import time
 
@@ -130,6 +133,43 @@ def test_drop_lose_reply_closes_also_when_no_reply_was_coming(
     raw.send(before + b"SET k v\r\n")
     assert raw.closed()
     assert (direct.get("k") == b"v") is written
+
+
+def test_drop_close_with_replies_off_keeps_the_writes_behind_a_blocked_command(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient
+) -> None:
+    """With no reply owed the close used to come at once, and the server, still blocked in
+    BLPOP, dropped the SET queued behind it when the connection ended. The close now
+    waits for a PING's answer: every command before the dropped one has run."""
+    proxy.set_rules([rule(DropEffect(), command="INCR")])
+    raw.send(b"CLIENT REPLY OFF\r\nBLPOP l 0.05\r\nSET a 1\r\nINCR n\r\nSET b 1\r\n")
+    assert raw.closed()
+    assert direct.mget("a", "n", "b") == [b"1", None, None]
+
+
+def test_commands_read_before_the_server_is_connected_run_when_the_client_resets(
+    proxy: FaultProxy, direct: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that writes, then resets the connection before the proxy's upstream
+    connection is made (made slow here, as to a distant server): the server still gets
+    what the proxy had read, as a server reads what reached it before a reset. It used
+    to be dropped with the connection."""
+    proxy.set_rules([rule(ErrorEffect("ERR x"), command="NOPE")])  # the asyncio path
+    connect = proxy.open_upstream
+
+    async def slowly(*args: object) -> object:
+        await asyncio.sleep(0.2)
+        return await connect(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(proxy, "open_upstream", slowly)
+    with socket.create_connection(proxy.address) as sock:
+        sock.sendall(b"SET k v\r\n")
+        time.sleep(0.05)  # read by the proxy
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    deadline = time.monotonic() + 2
+    while direct.get("k") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert direct.get("k") == b"v"
 
 
 def test_drop_lose_reply_after_counting_stopped_still_sends_the_write(
