@@ -255,8 +255,14 @@ class FaultProxy:
 
     # -- rules ---------------------------------------------------------------------
 
-    def set_rules(self, rules: Sequence[Rule], *, rng_seed: int | None = None) -> None:
-        """Swap the rule set atomically; returns once the loop has applied it. `[]` switches faults off."""
+    def set_rules(
+        self, rules: Sequence[Rule], *, rng_seed: int | None = None, drop_held: bool = False
+    ) -> None:
+        """Swap the rule set atomically; returns once the loop has applied it. `[]` switches
+        faults off. With `drop_held` (the runner, between tests), connections with commands
+        the proxy still holds (behind a delay, a key lookup or a name's answer) are closed
+        and those commands dropped: none of them may reach the server after the next test's
+        reset."""
         ruleset = RuleSet(rules, rng_seed=rng_seed, on_hit=self.on_hit)
         if ruleset.needs_keys and self.key_table is None:
             self.key_table = fetch_key_table(
@@ -266,13 +272,13 @@ class FaultProxy:
         if loop is None:
             raise ProxyError(f"proxy for {self.name} is not running")
         if threading.current_thread() is self._thread:
-            self._apply(ruleset)
+            self._apply(ruleset, drop_held)
             return
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def apply() -> None:
             try:
-                self._apply(ruleset)
+                self._apply(ruleset, drop_held)
                 done.set_result(None)
             except BaseException as e:  # handed to the caller's thread
                 done.set_exception(e)
@@ -280,7 +286,11 @@ class FaultProxy:
         loop.call_soon_threadsafe(apply)
         done.result(timeout=10)
 
-    def _apply(self, ruleset: RuleSet) -> None:
+    def _apply(self, ruleset: RuleSet, drop_held: bool = False) -> None:
+        if drop_held:
+            for conn in list(self.conns):
+                if conn.suspended:
+                    conn.abort()
         ruleset.restart_clock()
         if ruleset and self.fast is not None:  # rules need every command judged
             for handover in self.fast.release_all():

@@ -188,6 +188,25 @@ def test_drop_lose_reply_after_counting_stopped_still_sends_the_write(
     assert direct.get("k") == b"v"
 
 
+@pytest.mark.parametrize("drop_held", [False, True])
+def test_switching_rules_off_with_drop_held_drops_a_delayed_command(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient, drop_held: bool
+) -> None:
+    """Between tests the runner switches faults off with drop_held: a command still held by
+    a delay is dropped and its connection closed, so it cannot land after the next
+    test's reset. A plain switch leaves it to run after its delay."""
+    proxy.set_rules([rule(DelayEffect(0.3), command="SET")])
+    raw.send(b"SET k v\r\n")
+    time.sleep(0.05)  # held by the delay now
+    proxy.set_rules([], drop_held=drop_held)
+    if drop_held:
+        assert raw.closed()
+    else:
+        assert raw.read() == [b"OK"]
+    time.sleep(0.4)
+    assert (direct.get("k") is None) is drop_held
+
+
 def test_down_then_recovery(proxy: FaultProxy) -> None:
     r = client(proxy)
     assert r.ping()
