@@ -82,8 +82,8 @@ def reset(env: Environment) -> None:
             response = client.call(step.method, step.args, timeout=step.timeout)
             if not response.ok:
                 raise SetupFailed(
-                    f"{step.loc}: the seed of service {svc.name!r} failed at step {i + 1} "
-                    f"({step.label}): {response.error}"
+                    f"{step.loc}: the seed of service {svc.name!r} failed at seed[{i}] "
+                    f"({step.label}): {response.error}"  # 0-based, as steps[i] in messages
                 )
 
 
