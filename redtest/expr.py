@@ -794,7 +794,17 @@ class _Evaluator:
             truth, text = self.decide(node.operand)
             return not truth, text
         value = self.eval(node)
-        return bool(value), f"{self.segment(node)} is {show(value)}"
+        return bool(value), self.truth_text(node, value)
+
+    def truth_text(self, node: ast.expr, value: Any) -> str:
+        """Why a bare value counts as true or false: `r.data["value"] is "", which is false`."""
+        truth = "true" if value else "false"
+        if _is_literal(node):
+            return f"{self.segment(node)} is {truth}"  # `[] is []` would say nothing
+        if value is None or isinstance(value, bool):
+            return f"{self.segment(node)} is {show(value)}"  # its truth is its name
+        # "", 0, [] or {} being false (or a mapping being true) is not obvious to everyone
+        return f"{self.segment(node)} is {show(value)}, which is {truth}"
 
     def decide_compare(self, node: ast.Compare) -> tuple[bool, str]:
         left_node, left = node.left, self.eval(node.left)
@@ -851,7 +861,7 @@ class _Evaluator:
         key = self.eval(node.slice)
         if not isinstance(value, (str, list, tuple, Mapping)):
             raise _EvalError(
-                f"{self.segment(node)}: cannot index {show(value)} ({_type_name(value)})"
+                f"{self.segment(node)}: cannot index {_show_typed(value, parens=True)}"
             )
         try:
             return value[key]
@@ -996,7 +1006,7 @@ class _Evaluator:
     ) -> Any:
         if name == "len":
             if not isinstance(args[0], (str, list, tuple, dict, set, frozenset, Mapping)):
-                raise TypeError(f"len() of {_type_name(args[0])} {show(args[0])}")
+                raise TypeError(f"len() of {_show_typed(args[0])}")
             return len(args[0])
         if name == "int":
             return int(*args, **kwargs)
@@ -1019,7 +1029,7 @@ class _Evaluator:
             items = list(args[0]) if not isinstance(args[0], (str, bytes)) else None
             if items is None or not all(isinstance(x, (int, float)) for x in items):
                 raise TypeError(f"sum() adds numbers, got {show(args[0])}")
-            return self.int_guard(sum(items, start))
+            return self.int_guard(node, sum(items, start))
         if name == "sorted":
             return sorted(args[0], reverse=bool(kwargs.get("reverse", False)))
         if name == "any":
@@ -1050,7 +1060,7 @@ class _Evaluator:
             # views compare unlike lists; lists are what users expect to compare with
             return result if name == "get" else list(result)
         raise _EvalError(
-            f"{self.segment(node)}: {_type_name(target)} {show(target)} has no method .{name}()"
+            f"{self.segment(node)}: {_show_typed(target)} has no method .{name}()"
         )
 
     # -- operators and guards ------------------------------------------------------------
@@ -1096,7 +1106,7 @@ class _Evaluator:
             "**": operator.pow,
         }[symbol]
         try:
-            return self.int_guard(fn(left, right))
+            return self.int_guard(node, fn(left, right))
         except TypeError:
             raise _EvalError(
                 f"{self.segment(node)}: cannot evaluate {show(left)} {symbol} {show(right)} "
@@ -1112,9 +1122,11 @@ class _Evaluator:
         if isinstance(exponent, int) and abs(exponent) > 10**6 and not isinstance(base, int):
             raise _EvalError(f"{self.segment(node)}: exponent is too large")
 
-    def int_guard(self, value: Any) -> Any:
+    def int_guard(self, node: ast.AST, value: Any) -> Any:
         if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-            raise _EvalError("integer result is too large")
+            raise _EvalError(
+                f"{self.segment(node)}: integer result is too large (over {MAX_INT_BITS} bits)"
+            )
         return value
 
     def spend(self, node: ast.AST, size: int) -> None:
@@ -1242,6 +1254,23 @@ def _render(value: Any, out: list[str], depth: int, budget: list[int]) -> None:
         text = repr(value) if isinstance(value, ServiceFacade) else f"<{type(value).__name__}>"
     out.append(text)
     budget[0] -= len(text)
+
+
+def _show_typed(value: Any, parens: bool = False) -> str:
+    """A value with its type (`int 3`, or `3 (int)`), except where the value names its type
+    already: None would read `None None`."""
+    if value is None:
+        return show(value)
+    return f"{show(value)} ({_type_name(value)})" if parens else f"{_type_name(value)} {show(value)}"
+
+
+def _is_literal(node: ast.expr) -> bool:
+    """A constant written out (`[]`, `""`, `0`): showing its value again adds nothing."""
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def _type_name(value: Any) -> str:

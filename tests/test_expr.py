@@ -101,7 +101,16 @@ def test_assertions_that_pass(source: str) -> None:
         ("assert_true(x > 5)", "3 > 5 is false (x = 3)"),
         ("assert_true(steps[1].ok)", "steps[1].ok is False"),
         ("assert_false(x == 3)", "3 == 3 is true (x = 3)"),
-        ("assert_false(r.data)", 'r.data is {"value": "1"}'),
+        ("assert_false(r.data)", 'r.data is {"value": "1"}, which is true'),
+        # a literal's value is its source: say only how it counts
+        ("assert_true([])", "[] is false"),
+        ("assert_true('')", "'' is false"),
+        ("assert_true(None)", "None is false"),
+        ("assert_false(-1)", "-1 is true"),
+        # a computed value that is false without being False or None says so
+        ("assert_true(x - 3)", "x - 3 is 0, which is false"),
+        ('assert_true(r.data["value"][1:])', 'r.data["value"][1:] is "", which is false'),
+        ("assert_true(r.data.get('missing'))", "r.data.get('missing') is None"),
         ('assert_in("z", ["a", "b"])', 'expected "z" in ["a", "b"]'),
         ("assert_lt(x, 3)", "expected a value < 3, got 3"),
         ("assert_le(x, 2)", "expected a value <= 2, got 3"),
@@ -186,7 +195,12 @@ def test_the_seed_examples() -> None:
         ('"x" not in steps[1].error', True, None),
         ("r.error is None", True, None),
         ("x if r.ok else 0", True, None),
-        ("[]", False, "[] is []"),
+        ("[]", False, "[] is false"),
+        ("{}", False, "{} is false"),
+        ("x - 3", False, "x - 3 is 0, which is false"),
+        ("steps[0].data['value'] and r.data['value'][5:]", False,
+         "r.data['value'][5:] is \"\", which is false"),
+        ("not r.data", False, 'r.data is {"value": "1"}, which is true'),
     ],
 )
 def test_bare_expressions(source: str, passed: bool, detail: str | None) -> None:
@@ -372,6 +386,29 @@ def test_errors_during_evaluation_are_reported_not_raised(source: str, error: st
     assert not result.passed
     assert result.error == error
     assert result.detail is None
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        # None names its own type: never `None None` or `None (None)`
+        (
+            'r.data["value"].startswith("x")',
+            'r.data["value"].startswith("x"): None has no method .startswith()',
+        ),
+        ('len(r.data["value"])', 'len(r.data["value"]): TypeError: len() of None'),
+        ('r.data["value"][0]', 'r.data["value"][0]: cannot index None'),
+        # other values keep their type, also when empty
+        ("[].lower()", "[].lower(): list [] has no method .lower()"),
+        ('"".get("a")', '"".get("a"): str "" has no method .get()'),
+        ("True[0]", "True[0]: cannot index True (bool)"),
+        ("len(0)", "len(0): TypeError: len() of int 0"),
+    ],
+)
+def test_errors_about_none_and_empty_values(source: str, error: str) -> None:
+    result = run(source, r=Response(data={"value": None}))
+    assert not result.passed and result.detail is None
+    assert result.error == error
 
 
 def test_no_steps_means_r_is_none() -> None:
@@ -686,6 +723,9 @@ def test_format_string_attribute_tricks_cannot_run_even_when_data_holds_them() -
         ("2 ** 10**10", "result would be too large"),
         ("10 ** 100000", "result would be too large"),
         ("(2 ** 60000) * (2 ** 60000)", "integer result is too large"),
+        # the limit is checked on the result when `**` itself is just under it
+        ("2 ** 65536", "2 ** 65536: integer result is too large (over 65536 bits)"),
+        ("sum([2 ** 65535, 2 ** 65535])", "sum([2 ** 65535, 2 ** 65535]): integer result"),
         ("1.5 ** 10**8", "exponent is too large"),
         ("'%999999999d' % 1", "string formatting with % is not supported"),
         ("'%s' % x", "string formatting with % is not supported"),
