@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 0.001}
+# Exact decimal factors: `700ms` is 700 * 0.001 computed in decimal, then rounded once
+# to the nearest float (0.7), not 700 * 0.001 in binary (0.7000000000000001).
+_UNIT_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600),
+                 None: Decimal("0.001")}
 
 
 def parse_duration(value: object) -> float:
@@ -13,9 +18,15 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"not a duration: {value!r} (write e.g. 250ms, 2s, or a number of milliseconds)")
         if value < 0:
             raise ValueError(f"a duration cannot be negative: {value!r}")
-        return float(value) / 1000.0
+        # int / int and float / int are correctly rounded: 700 / 1000 == 0.7.
+        try:
+            return _finite(value / 1000, value)
+        except OverflowError:
+            raise ValueError(f"not a duration: {value!r} is too long") from None
     if not isinstance(value, str):
         raise ValueError(f"not a duration: {value!r}")
     match = _DURATION.match(value)
@@ -23,4 +34,10 @@ def parse_duration(value: object) -> float:
         raise ValueError(
             f"not a duration: {value!r} (write e.g. 250ms, 2s, 1.5s, 1m, or a number of milliseconds)"
         )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return _finite(float(Decimal(match.group(1)) * _UNIT_SECONDS[match.group(2)]), value)
+
+
+def _finite(seconds: float, value: object) -> float:
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a duration: {value!r} is too long")
+    return seconds

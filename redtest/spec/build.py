@@ -18,7 +18,7 @@ from redtest.durations import parse_duration
 from redtest.errors import Location, SpecError, SpecErrors, UsageError
 from redtest.spec import model, templates
 from redtest.spec.load import Document, PathKey, load_document
-from redtest.spec.methods import METHODS
+from redtest.spec.methods import METHODS, argument_problems, timeout_problem
 from redtest.spec.schema import check_documents
 
 _SECTIONS = ("services", "seeds", "faults")
@@ -189,7 +189,7 @@ class _Builder:
             for name, svc in self.services.items()
         }
         for name, origin in ctx.defs["seeds"].items():
-            self.seeds[name] = self._steps(origin.doc, ("seeds", name), origin.data, expectations=False)
+            self.seeds[name] = self._steps(origin.doc, ("seeds", name), origin.data, seed=True)
         # Resolve each service's seed now that seeds exist.
         for name, svc in list(self.services.items()):
             self.services[name] = self._resolve_seed(svc, ctx.defs["services"][name])
@@ -230,6 +230,17 @@ class _Builder:
         except ValueError as exc:
             self.ctx.error(str(exc), doc.positions.of(path))
             return default
+
+    def _timeout(self, doc: Document, path: PathKey, value: Any, default: float) -> float:
+        """A duration that must be more than zero: with a zero timeout an HTTP call
+        crashes the client library and a Redis connect fails with EINPROGRESS."""
+        if value is None:
+            return default
+        problem = timeout_problem(value)
+        if problem is not None:
+            self.ctx.error(problem, doc.positions.of(path))
+            return default
+        return parse_duration(value)
 
     def _service(self, name: str, origin: _Origin) -> model.Service:
         doc, data = origin.doc, origin.data
@@ -281,10 +292,19 @@ class _Builder:
             hkind = next(k for k in ("tcp", "redis", "http") if k in hc)
             target = str(hc[hkind])
             self._check_templates(doc, (*hpath, hkind), target, name)
+            if hkind in ("redis", "http") and hkind not in protocols:
+                # The runtimes would skip such a check (a Redis service) or fail only
+                # at start-up (a process); it is a mistake in the file either way.
+                article = "an" if hkind == "http" else "a"
+                self.ctx.error(
+                    f"service {name!r} has {article} {hkind} healthcheck but no {hkind} interface "
+                    f"to check (its interfaces: {', '.join(sorted(interfaces)) or 'none'})",
+                    doc.positions.key_of(hpath),
+                )
             health = model.Healthcheck(
                 hkind,  # type: ignore[arg-type]
                 target,
-                self._duration(doc, (*hpath, "timeout"), hc.get("timeout"), model.DEFAULT_HEALTH_TIMEOUT),
+                self._timeout(doc, (*hpath, "timeout"), hc.get("timeout"), model.DEFAULT_HEALTH_TIMEOUT),
                 doc.positions.key_of(hpath),
             )
         command = tuple(data["command"]) if data.get("command") else None
@@ -309,7 +329,7 @@ class _Builder:
             depends_on=tuple(data.get("depends_on") or ()),
             reuse=bool(data.get("reuse", False)),
             runtime=data.get("runtime", "auto"),
-            step_timeout=self._duration(doc, (*base, "timeout"), data.get("timeout"), model.DEFAULT_STEP_TIMEOUT),
+            step_timeout=self._timeout(doc, (*base, "timeout"), data.get("timeout"), model.DEFAULT_STEP_TIMEOUT),
         )
 
     def _check_templates(self, doc: Document, path: PathKey, text: str, owner: str) -> None:
@@ -394,27 +414,36 @@ class _Builder:
                 )
                 return svc
             return replace(svc, seed=self.seeds[seed], seed_name=seed)
-        steps = self._steps(origin.doc, ("services", svc.name, "seed"), seed, expectations=False)
+        steps = self._steps(origin.doc, ("services", svc.name, "seed"), seed, seed=True)
         return replace(svc, seed=steps, seed_name=None)
 
     # ------------------------------------------------------------------- steps
 
     def _steps(
-        self, doc: Document, path: PathKey, items: list[Any], *, expectations: bool
+        self, doc: Document, path: PathKey, items: list[Any], *, seed: bool
     ) -> tuple[model.Step, ...]:
         steps: list[model.Step] = []
-        names: set[str] = set()
+        names: dict[str, tuple[int, Location]] = {}  # as-name -> (step index, where it was given)
         for i, item in enumerate(items):
-            step = self._step(doc, (*path, i), item, len(steps), names, expectations)
+            as_name = item.get("as")
+            if as_name is not None and as_name in names:
+                # The later step would silently win in expressions; the earlier one
+                # would be unreachable by name (docs/format.md, "Names").
+                first, where = names[as_name]
+                self.ctx.error(
+                    f"'as: {as_name}' is already the name of steps[{first}] (at {where}); "
+                    "give each step its own name",
+                    doc.positions.of((*path, i, "as")),
+                )
+            elif as_name is not None:
+                names[as_name] = (i, doc.positions.of((*path, i, "as")))
+            step = self._step(doc, (*path, i), item, set(names), seed)
             if step is not None:
                 steps.append(step)
-                if step.as_name:
-                    names.add(step.as_name)
         return tuple(steps)
 
     def _step(
-        self, doc: Document, path: PathKey, item: dict[str, Any], index: int,
-        names: set[str], expectations: bool,
+        self, doc: Document, path: PathKey, item: dict[str, Any], names: set[str], seed: bool,
     ) -> model.Step | None:
         pos = doc.positions
         loc = pos.of(path)
@@ -423,14 +452,22 @@ class _Builder:
             self.ctx.error(f"'as: {as_name}' would hide the built-in name {as_name!r}", pos.of((*path, "as")))
         if as_name is not None and as_name in self.services:
             self.ctx.error(f"'as: {as_name}' would hide the service {as_name!r}", pos.of((*path, "as")))
-        step_names = names | ({as_name} if as_name else set())
         expect: tuple[model.Expectation, ...] = ()
         if item.get("expect"):
-            if not expectations:
+            if seed:
                 self.ctx.error("seed steps cannot have 'expect'", pos.key_of((*path, "expect")))
             else:
-                expect = self._expectations(doc, (*path, "expect"), item["expect"], step_names)
+                expect = self._expectations(doc, (*path, "expect"), item["expect"], names)
         allow_error = bool(item.get("allow_error", False))
+        if seed and allow_error:
+            # A failed seed step makes the test an error (docs/format.md): a seed that
+            # tolerated its own failures would start tests from data nobody checked.
+            self.ctx.error(
+                "seed steps cannot have 'allow_error': a seed must succeed, or the test it "
+                "prepares is an error",
+                pos.key_of((*path, "allow_error")),
+            )
+            allow_error = False
         if "sleep" in item:
             seconds = self._duration(doc, (*path, "sleep"), item["sleep"], 0.0)
             return model.Sleep(seconds, loc, as_name, expect, allow_error)
@@ -445,7 +482,7 @@ class _Builder:
             return None
         timeout = None
         if "timeout" in item:
-            timeout = self._duration(doc, (*path, "timeout"), item["timeout"], model.DEFAULT_STEP_TIMEOUT)
+            timeout = self._timeout(doc, (*path, "timeout"), item["timeout"], model.DEFAULT_STEP_TIMEOUT)
         return model.Call(service, interface, method, dict(args), key_loc, as_name, expect, allow_error, timeout)
 
     def _check_call(
@@ -482,14 +519,10 @@ class _Builder:
             if arg not in args:
                 self.ctx.error(f"{service}.{interface}.{method} needs the argument {arg!r}", loc)
                 ok = False
-        for arg, value in args.items():
-            if protocol == "redis" and arg != "args" and not isinstance(value, (str, int, float)) or (
-                protocol == "redis" and arg == "args" and not isinstance(value, list)
-            ):
-                want = "a list" if arg == "args" else "a string or a number"
-                self.ctx.error(f"argument {arg!r} of {service}.{interface}.{method} must be {want}",
-                               doc.positions.of((*path, arg)))
-                ok = False
+        known = {k: v for k, v in args.items() if k in spec.arguments}
+        for where, message in argument_problems(protocol, method, known, f"{service}.{interface}.{method}"):
+            self.ctx.error(message, doc.positions.of((*path, *where)))
+            ok = False
         return ok
 
     # ------------------------------------------------------------ expressions
@@ -580,7 +613,7 @@ class _Builder:
 
     def _scenario(self, doc: Document, name: str, data: dict[str, Any]) -> model.Scenario:
         path = ("scenarios", name)
-        steps = self._steps(doc, (*path, "steps"), data["steps"], expectations=True)
+        steps = self._steps(doc, (*path, "steps"), data["steps"], seed=False)
         names = {s.as_name for s in steps if s.as_name}
         expect = self._expectations(doc, (*path, "expect"), data.get("expect") or [], names)
         return model.Scenario(

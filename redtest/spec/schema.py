@@ -39,6 +39,9 @@ def validate_document(doc: Document) -> list[SpecError]:
     for error in _validator().iter_errors(doc.data):
         leaf = _deepest(error)
         path = tuple(leaf.absolute_path)
+        if _is_name_error(leaf):
+            # A bad key's error carries the mapping's path: tell two bad keys apart.
+            path = (*path, "\0name", leaf.instance)
         if path in errors:
             continue
         errors[path] = _to_spec_error(doc, leaf)
@@ -55,6 +58,11 @@ def _deepest(error: Any) -> Any:
             break
         best = deeper
     return best
+
+
+def _is_name_error(error: Any) -> bool:
+    """Whether `error` is about a mapping key (a `propertyNames` check), not a value."""
+    return "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str)
 
 
 def _describe_path(path: tuple[str | int, ...]) -> str:
@@ -91,6 +99,13 @@ def _to_spec_error(doc: Document, error: Any) -> SpecError:
         return SpecError(f"{where} is missing {error.message.split(' is a required')[0]}", pos.key_of(path))
     if validator == "propertyNames":
         return SpecError(f"invalid name in {where}: {error.message}", pos.of(path))
+    if _is_name_error(error):
+        # Point at the bad key itself, not at the mapping (whose first key is elsewhere).
+        description = error.schema.get("description") if isinstance(error.schema, dict) else None
+        text = f"{where}: {error.instance!r} is not a valid name"
+        if description:
+            text += f" ({description.rstrip('.')})"
+        return SpecError(text, pos.key_of((*path, error.instance)))
     if validator == "type" and "expect" in path and isinstance(error.instance, dict):
         loc = pos.of(path)
         line = doc.line(loc.line).strip().removeprefix("-").strip().replace("'", "''")
@@ -108,7 +123,7 @@ def _to_spec_error(doc: Document, error: Any) -> SpecError:
             text += f" ({description.rstrip('.')})"
         return SpecError(text, pos.of(path))
     if validator in ("minProperties", "maxProperties") and isinstance(error.instance, dict):
-        return SpecError(_one_key_message(path, where, error.instance), pos.of(path))
+        return SpecError(_one_key_message(error, where, error.instance), pos.of(path))
     text = f"{where}: {error.message}"
     if validator == "pattern":
         text = f"{where}: {error.instance!r} is not valid"
@@ -125,18 +140,30 @@ _TYPE_NAMES = {
 
 
 def _describe_value(value: Any) -> str:
-    """A short description of a wrong value: its kind, and the value when it is short."""
-    kinds = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-             float: "a number", type(None): "null"}
+    """A short description of a wrong value: its kind, and the value when it is short,
+    written as in YAML (`true`, not Python's `True`; null is just null)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean {'true' if value else 'false'}"
+    kinds = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}
     kind = kinds.get(type(value), type(value).__name__)
     text = repr(value)
     return f"{kind} {text}" if len(text) <= 40 and not isinstance(value, (dict, list)) else kind
 
 
-def _one_key_message(path: tuple[str | int, ...], where: str, instance: dict[str, Any]) -> str:
+def _one_key_message(error: Any, where: str, instance: dict[str, Any]) -> str:
     keys = ", ".join(repr(k) for k in instance) or "none"
-    if "rules" in path:
+    # Which object miscounts is told by the schema that counted, not by the data's path
+    # (a scenario may well be named `rules` or `healthcheck`).
+    description = error.schema.get("description", "") if isinstance(error.schema, dict) else ""
+    if description.startswith("One fault rule"):
         return f"{where}: a rule holds exactly one effect (error, response, delay, drop or down); found {keys}"
+    if description.startswith("A healthcheck"):
+        return (
+            f"{where}: a healthcheck holds exactly one of tcp, redis or http, "
+            f"plus optional timeout/interval; found {keys}"
+        )
     return (
         f"{where}: a step holds exactly one call — SERVICE.INTERFACE.METHOD or sleep — "
         f"plus optional as/expect/allow_error/timeout; found {keys}"
