@@ -108,12 +108,20 @@ def load_suite(path: Path) -> model.Suite:
 
 
 def find_suite_files(paths: Iterable[Path]) -> list[Path]:
-    """Files as given, folders searched recursively for *.yaml / *.yml, sorted."""
+    """Files as given, folders searched recursively for *.yaml / *.yml, sorted. Hidden
+    files and folders (`.github/`, `.venv/`) are not searched, as pytest does not: run
+    from a project's root, their YAML is not redtest's."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
             found.extend(
-                sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.suffix in (".yaml", ".yml")
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                    and p.is_file()
+                )
             )
         else:
             found.append(path)
