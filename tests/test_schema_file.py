@@ -411,7 +411,7 @@ EVERYTHING = {
             "faults": ["all-kinds", "set_fails"],
             "expect": ["assert_true(True)"],
         },
-        "single": {"scenario": "minimal", "faults": "all-kinds"},
+        "single": {"scenario": "minimal", "faults": "all-kinds", "expect": ["not r.ok"]},
     },
 }
 
@@ -473,7 +473,7 @@ _ONE_OF_EACH: dict[str, Any] = {
     "seeds": [{"sleep": 1}],
     "faults": {"target": "c.m", "rules": [{"down": None}]},
     "scenarios": {"steps": [{"sleep": 1}]},
-    "fault_scenarios": {"scenario": "s", "faults": "f"},
+    "fault_scenarios": {"scenario": "s", "faults": "f", "expect": ["not r.ok"]},
 }
 
 

@@ -96,7 +96,13 @@ def _to_spec_error(doc: Document, error: Any) -> SpecError:
             text += f"; allowed keys: {', '.join(allowed)}"
         return SpecError(text, pos.key_of((*path, key)))
     if validator == "required":
-        return SpecError(f"{where} is missing {error.message.split(' is a required')[0]}", pos.key_of(path))
+        missing = error.message.split(" is a required")[0]
+        text = f"{where} is missing {missing}"
+        if path and path[0] == "fault_scenarios" and missing == "'expect'":
+            text += _NO_EXPECT
+        return SpecError(text, pos.key_of(path))
+    if validator == "minItems" and path[:1] == ("fault_scenarios",) and path[-1:] == ("expect",):
+        return SpecError(f"{where} is empty{_NO_EXPECT}", pos.of(path))
     if validator == "propertyNames":
         return SpecError(f"invalid name in {where}: {error.message}", pos.of(path))
     if _is_name_error(error):
@@ -132,6 +138,11 @@ def _to_spec_error(doc: Document, error: Any) -> SpecError:
     location = pos.key_of(path) if validator in ("minProperties", "maxProperties") else pos.of(path)
     return SpecError(text, location)
 
+
+_NO_EXPECT = (
+    ": a fault scenario is judged by its own expect only (SPEC §6), and with none it would "
+    "pass whatever the faults do; say what must hold, e.g. - assert_false(r.ok)"
+)
 
 _TYPE_NAMES = {
     "object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
