@@ -17,7 +17,7 @@ from redtest import expr
 from redtest.durations import parse_duration
 from redtest.errors import Location, SpecError, SpecErrors, UsageError
 from redtest.spec import model, templates
-from redtest.spec.load import Document, PathKey, load_document
+from redtest.spec.load import Document, PathKey, file_problem, load_document
 from redtest.spec.methods import METHODS, argument_problems, timeout_problem
 from redtest.spec.schema import check_documents
 
@@ -71,9 +71,9 @@ def collect_documents(path: Path) -> list[Document]:
             return
         if real in seen:
             return
-        if not file.is_file():
-            loc = at or Location(display, 1, 1)
-            errors.append(SpecError(f"included file not found: {display}", loc))
+        problem = file_problem(file, display, at)  # missing, a folder, a FIFO, a device
+        if problem is not None:
+            errors.append(problem)
             return
         doc = load_document(file, display)
         seen[real] = doc
