@@ -58,7 +58,9 @@ class _Context:
 
 
 def collect_documents(path: Path) -> list[Document]:
-    """The file and everything it includes (depth first, each file once)."""
+    """The file, then everything it includes, each file once, every file after the files
+    it includes (depth first, post-order): merging in this order reports a name defined
+    twice at the definition read second, the outer of two nested includes."""
     docs: list[Document] = []
     seen: dict[Path, Document] = {}
     errors: list[SpecError] = []
@@ -77,20 +79,18 @@ def collect_documents(path: Path) -> list[Document]:
             return
         doc = load_document(file, display)
         seen[real] = doc
-        docs.append(doc)
         includes = doc.data.get("include") if isinstance(doc.data, dict) else None
-        if not isinstance(includes, list):
-            return
-        for i, inc in enumerate(includes):
+        for i, inc in enumerate(includes if isinstance(includes, list) else []):
             if not isinstance(inc, str):
                 continue
             target = file.parent / inc
             visit(target, _display(target), (*chain, real), doc.positions.of(("include", i)))
+        docs.append(doc)
 
     visit(path, _display(path), (), None)
     if errors:
         raise SpecErrors(errors) if len(errors) > 1 else errors[0]
-    return docs
+    return [docs[-1], *docs[:-1]]  # the file itself first
 
 
 def load_suite(path: Path) -> model.Suite:
