@@ -142,7 +142,8 @@ static int plain_hello(Relay *r, long long argc, const char *rest, const char *e
 }
 
 /* accept() for scan_commands: a command that is not one of the specials, in any case.
- * CLIENT is special only for SETNAME and REPLY (which change what the proxy must know);
+ * CLIENT is special only for SETNAME, REPLY and TRACKING (which change what the proxy
+ * must know);
  * CLIENT SETINFO, sent by redis-py on every new connection, stays in the lane, as does
  * a plain HELLO (plain_hello). */
 static int plain_command(void *ctx, const char *name, long long len, long long argc,
@@ -156,7 +157,8 @@ static int plain_command(void *ctx, const char *name, long long len, long long a
         const char *sub = resp_next_arg(&rest, end, &sub_len);
         if (argc < 2 || sub == NULL)
             return 0;
-        if (same_word(sub, sub_len, "SETNAME") || same_word(sub, sub_len, "REPLY"))
+        if (same_word(sub, sub_len, "SETNAME") || same_word(sub, sub_len, "REPLY") ||
+            same_word(sub, sub_len, "TRACKING"))
             return 0;
         return 2; /* judged for this command only: the next CLIENT may be SETNAME */
     }

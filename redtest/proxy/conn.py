@@ -181,6 +181,8 @@ class ClientConnection(asyncio.Protocol):
         # RESP3 (un)subscribe confirmations are pushes the FIFO does not count: an answer
         # injected after such a command must wait for them (_after_confirmations)
         self.confirmations_unseen = False
+        self.resp3_subscribed = False  # a RESP3 SUBSCRIBE was sent (and not RESET since)
+        self.tracking = False  # CLIENT TRACKING ON was sent (RESP3: invalidation pushes)
         self.name_timer: asyncio.TimerHandle | None = None  # ends that wait, at the latest
         self.reply_off = False  # CLIENT REPLY OFF
         self.skip_next = 0  # CLIENT REPLY SKIP: replies still to skip
@@ -352,10 +354,16 @@ class ClientConnection(asyncio.Protocol):
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.write(data)
 
-    def _expect(self, n: int) -> None:
-        """`n` more replies are owed by the server for forwarded commands."""
+    def _expect(self, n: int, ordering: bool = True) -> None:
+        """`n` more replies are owed by the server for forwarded commands (`ordering`:
+        commands sent after any RESP3 (un)subscribe still unconfirmed)."""
         if n <= 0 or self.opaque:
             return
+        # The server writes these replies after the (un)subscribe's confirmations: an
+        # answer injected behind them needs no PING barrier (which inside MULTI would
+        # only be queued, and after HELLO 2 answered as a push).
+        if ordering:
+            self.confirmations_unseen = False
         fifo = self.fifo
         if fifo and type(fifo[-1]) is int:
             fifo[-1] += n
@@ -578,6 +586,7 @@ class ClientConnection(asyncio.Protocol):
             n = count_commands(data, self.plans)
             if n > 0:
                 if not self.opaque:
+                    self.confirmations_unseen = False  # (see _expect)
                     fifo = self.fifo
                     if fifo and type(fifo[-1]) is int:
                         fifo[-1] += n
@@ -674,6 +683,11 @@ class ClientConnection(asyncio.Protocol):
                     d = self._decide(argv, forced)
                     forced = False
                     if type(d) is int:
+                        if d == 0 and owed and self.confirmations_unseen:
+                            # a RESP3 (un)subscribe: the replies owed for the commands
+                            # before it come before its pushes, so they order nothing
+                            self._expect(owed, ordering=False)
+                            owed = 0
                         owed += d
                     elif d is _FWD_OPAQUE:
                         self._expect(owed)
@@ -743,6 +757,11 @@ class ClientConnection(asyncio.Protocol):
         self.buf = bytearray(rest)
         if bad:
             self._enter_py()
+        elif rest:  # read the headers of the command that waits (they are few)
+            try:
+                parse_one(rest, 0)
+            except RespError:  # an argument longer than Redis takes: it will refuse it
+                self._go_raw(self.buf)
 
     def _go_raw(self, pending: bytes | bytearray) -> None:
         self.raw_mode = True
@@ -902,6 +921,7 @@ class ClientConnection(asyncio.Protocol):
             # it turns replies back on before answering, but a pending SKIP still holds
             n = 0 if self.skip_next and not self.reply_off else 1
             self.resp3 = self.reply_off = self.in_multi = self.poisoned = False
+            self.resp3_subscribed = self.tracking = False
             self.multi_name = self.multi_reply = None
             self.skip_next = 0
             self._set_name(b"")
@@ -919,7 +939,7 @@ class ClientConnection(asyncio.Protocol):
                 if multi_name is not None:
                     self._set_name(multi_name)
                 self._reply_mode(multi_reply)
-                return _FWD_OPAQUE
+                return self._going_opaque()
             return self._naming(multi_name)
         if name == b"DISCARD":
             self.in_multi = self.poisoned = False
@@ -938,12 +958,19 @@ class ClientConnection(asyncio.Protocol):
                     self.multi_name = argv[2]
                 elif sub == b"REPLY" and argv[2].upper() in (b"ON", b"OFF", b"SKIP"):
                     self.multi_reply = argv[2].upper()
+            if name == b"CLIENT" and n > 2 and argv[1].upper() == b"TRACKING":
+                # takes effect with EXEC, if at all: a barrier too many is only a PONG
+                self.tracking = self.tracking or argv[2].upper() == b"ON"
             return self._muted(1)  # queued: +QUEUED; effects happen at EXEC
         if name == b"HELLO":
             new_name = None
             for i in range(2, n - 1):
                 if argv[i].upper() == b"SETNAME":
                     new_name = argv[i + 1]
+            if n > 1 and argv[1] == b"2" and self.resp3_subscribed:
+                # Back to RESP2 while (maybe) subscribed: messages are plain arrays now,
+                # which cannot be told from replies, as after a RESP2 SUBSCRIBE.
+                return self._going_opaque()
             if n > 1 and argv[1] in (b"2", b"3"):
                 return self._naming(new_name, argv[1] == b"3")
             return self._naming(None)  # other versions are refused (NOPROTO)
@@ -951,6 +978,8 @@ class ClientConnection(asyncio.Protocol):
             sub = argv[1].upper() if n > 1 else b""
             if sub == b"SETNAME" and n == 3:
                 return self._naming(argv[2])
+            if sub == b"TRACKING" and n > 2:
+                self.tracking = argv[2].upper() == b"ON"
             elif sub == b"REPLY" and n == 3:
                 mode = argv[2].upper()
                 if mode == b"ON" or mode == b"OFF":
@@ -963,18 +992,26 @@ class ClientConnection(asyncio.Protocol):
                     return self._muted(1)
             return self._muted(1)
         if name == b"MONITOR":
-            return _FWD_OPAQUE
+            return self._going_opaque()
         if name in (b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE"):
             if n < 2:
                 return self._muted(1)  # an arity error
             if not self.resp3:
-                return _FWD_OPAQUE
+                return self._going_opaque()
         elif not self.resp3:  # UNSUBSCRIBE family outside subscribed mode: arrays
             return self._muted(max(1, n - 1))
         # RESP3: the confirmations are pushes, which a pending SKIP does not hold back
         # but uses up
         self.confirmations_unseen = True
+        if name in (b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE"):
+            self.resp3_subscribed = True
         return self._muted(0)
+
+    def _going_opaque(self) -> Any:
+        """Replies cannot be counted from this command on: injected answers go at once,
+        with no barrier to wait for."""
+        self.confirmations_unseen = False
+        return _FWD_OPAQUE
 
     def _naming(self, new_name: bytes | None, resp3: bool | None = None) -> Any:
         """Forward a command that may name the connection or switch its protocol; that
@@ -1069,10 +1106,16 @@ class ClientConnection(asyncio.Protocol):
         pub/sub confirmations may still be on their way, PING the server and swallow its
         PONG, which comes after them, so that the client sees them first, as it would
         without the proxy. Costs one PING per (un)subscribe, and only if a fault fires.
+        The same with RESP3 client-side caching on (CLIENT TRACKING ON): the server pushes
+        the invalidation a write causes right after the write's reply, so every injected
+        answer outside MULTI (where nothing runs before EXEC) waits for a PONG.
         A refused (un)subscribe answers with an error instead: forwarded, not swallowed.
         With replies off or one to skip the server would not answer the PING: then there
         is no barrier (a closing connection has _close_once_server_answers instead)."""
-        if not self.confirmations_unseen or self.opaque or self.reply_off or self.skip_next:
+        tracking = self.tracking and self.resp3 and not self.in_multi
+        if not (self.confirmations_unseen or tracking):
+            return
+        if self.opaque or self.reply_off or self.skip_next:
             return
         self.confirmations_unseen = False
         self._up(_PING)

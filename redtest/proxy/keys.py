@@ -57,9 +57,14 @@ class CommandKeys:
     subcommands: dict[bytes, CommandKeys] = field(default_factory=dict)
 
 
+_NOT_KEY: Any = object()  # a key-spec flagged not_key (SPUBLISH's shard channel)
+
+
 def _parse_spec(raw: Any) -> _Spec | None:
     spec = _pairs(raw)
     flags = {bytes(f).lower() for f in spec.get(b"flags") or []}
+    if b"not_key" in flags:
+        return _NOT_KEY  # found by the spec, yet no key: COMMAND GETKEYS leaves it out too
     if b"incomplete" in flags:
         return None
     bs = _pairs(spec.get(b"begin_search"))
@@ -94,7 +99,7 @@ def _parse_entry(entry: list[Any]) -> tuple[bytes, CommandKeys]:
     if len(entry) > 8:  # Redis 7: [.., acl categories, tips, key specs, subcommands]
         parsed = [_parse_spec(s) for s in entry[8] or []]
         if all(p is not None for p in parsed):
-            specs = tuple(p for p in parsed if p is not None)
+            specs = tuple(p for p in parsed if p is not _NOT_KEY)
         for sub in (entry[9] if len(entry) > 9 else None) or []:
             sub_name, sub_keys = _parse_entry(sub)
             subs[sub_name.split(b"|", 1)[-1]] = sub_keys

@@ -118,6 +118,12 @@ def _split_inline(line: bytes) -> list[bytes]:
         args.append(bytes(cur))
 
 
+# Redis' default proto-max-bulk-len (512 MB): a longer argument is refused with a
+# protocol error. Waiting for one would hold the connection forever; it is relayed raw
+# instead, and the server answers.
+MAX_BULK = 512 * 1024 * 1024
+
+
 def parse_one(buf: bytes | bytearray, pos: int) -> tuple[list[bytes], int] | None:
     """Parse the command starting at `pos` exactly (arrays or inline); None when incomplete.
 
@@ -155,6 +161,8 @@ def parse_one(buf: bytes | bytearray, pos: int) -> tuple[list[bytes], int] | Non
             ln = int(buf[i + 1 : j])
         except ValueError:
             raise RespError("bad bulk length") from None
+        if not 0 <= ln <= MAX_BULK:  # Redis refuses it and closes: so must we wait no more
+            raise RespError("bulk length out of range")
         start = j + 2
         end = start + ln
         if end + 2 > n:

@@ -485,3 +485,25 @@ def test_standalone_serve_prints_address_and_hits(redis_server: tuple[str, int])
         r.set("k", "v")
     assert any(f"127.0.0.1:{port}" in x for x in lines)
     assert any(x.startswith("hit rule 1: error(command=SET") for x in lines)
+
+
+def test_a_key_rule_leaves_shard_channels_alone(proxy: FaultProxy, raw: RawClient) -> None:
+    """SPUBLISH's channel is found by a key-spec flagged not_key: not a key (COMMAND
+    GETKEYS says the command has none), so `key: order:*` does not match it."""
+    proxy.set_rules([rule(ErrorEffect("WRONGTYPE"), key="order:*")])
+    raw.send(b"SPUBLISH order:1 m\r\nPUBLISH order:1 m\r\nGET order:1\r\n")
+    first, second, third = raw.read(3)
+    assert (first, second) == (0, 0)
+    assert str(third) == "WRONGTYPE"
+
+
+def test_an_argument_longer_than_redis_takes_is_left_to_the_server(
+    proxy: FaultProxy, raw: RawClient
+) -> None:
+    """With rules on, the proxy waited for all 10^12 bytes of the announced argument;
+    now the server sees the header and refuses it, as it would without the proxy."""
+    proxy.set_rules([rule(ErrorEffect("ERR x"), command="NOPE")])
+    raw.send(b"*2\r\n$3\r\nGET\r\n$999999999999\r\n")
+    [reply] = raw.read()
+    assert isinstance(reply, hiredis.ReplyError) and "invalid bulk length" in str(reply)
+    assert raw.closed()
