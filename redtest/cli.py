@@ -117,6 +117,8 @@ def list_tests(paths: tuple[str, ...], keyword: str | None, tags: tuple[str, ...
     from redtest.runner import Selection, plan
 
     planned = plan(_load(paths), Selection(keyword, tags, matrix))
+    if not planned:  # as `run` does: a selection of nothing is a mistake, not a success
+        _fail("no tests selected: check the paths, -k and --tag", 2)
     for _, tests in planned:
         for test in tests:
             extra = f"  faults: {', '.join(test.faults)}" if test.faults else ""
@@ -147,13 +149,26 @@ def init(directory: str, force: bool) -> None:
 
 
 @main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--all", "everything", is_flag=True,
+              help="Stop every kept server of this user, whatever suite kept it.")
 @handles_errors
-def clean() -> None:
-    """Stop the servers and containers that `reuse: true` kept between runs."""
-    from redtest.services.runtime import stop_all_reusable
+def clean(paths: tuple[str, ...], everything: bool) -> None:
+    """Stop the servers and containers that `reuse: true` kept for the suites in PATHS.
 
-    count = stop_all_reusable()
-    click.echo(f"stopped {count} kept server(s)")
+    PATHS are suite files or folders (default: the current folder), as with
+    `docker compose down` for one project; --all stops every kept server.
+    """
+    from redtest.services.runtime import stop_kept, suites_under
+
+    if everything and paths:
+        _fail("give either PATHS or --all, not both", 2)
+    select = (lambda suite: True) if everything else suites_under(paths or (".",))
+    stopped = stop_kept(select)
+    for line in stopped:
+        click.echo(f"stopped {line}")
+    where = "" if everything else f" under {', '.join(paths or ('.',))}"
+    click.echo(f"stopped {len(stopped)} kept server(s){where}")
 
 
 @main.command()
@@ -202,6 +217,9 @@ def run(
     for kind, target in reports.items():
         if target:
             _check_report_path(kind, target)
+    # A report left by an earlier run must not pass for this run's result when this one
+    # ends without writing its own (Ctrl-C, invalid files, no test selected).
+    _remove_old_reports(reports)
     suites = _load(paths)
     if not plan(suites, Selection(keyword, tags, matrix)):
         _fail("no tests selected: check the paths, -k and --tag", 2)
@@ -239,6 +257,19 @@ def _check_report_path(kind: str, target: str) -> None:
         _fail(f"cannot write the {kind} report to {target}: {folder} is a file, not a folder", 2)
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         _fail(f"cannot write the {kind} report to {target}: permission denied", 2)
+
+
+def _remove_old_reports(reports: dict[str, str | None]) -> None:
+    for kind, target in reports.items():
+        if not target:
+            continue
+        path = Path(target)
+        # Only plain files: /dev/stdout or a symlink the user set up must stay as they are.
+        if path.is_file() and not path.is_symlink():
+            try:
+                path.unlink()
+            except OSError as exc:
+                _fail(f"cannot replace the {kind} report {target}: {exc.strerror or exc}", 2)
 
 
 def _write_reports(result: Any, reports: dict[str, str | None]) -> list[str]:

@@ -50,6 +50,15 @@ def test_list_prints_the_plan(cli) -> None:
     assert "write_then_read[redis_down]" in matrix.stdout
 
 
+def test_list_selecting_nothing_is_a_usage_error_like_run(cli, tmp_path) -> None:
+    result = cli(["list", "scenarios/faults.yaml", "-k", "no-such-test"])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no tests selected" in result.stderr
+    assert cli(["list", "scenarios/faults.yaml", "--tag", "no-such-tag"]).returncode == 2
+    (tmp_path / "lib.yaml").write_text("version: 1\n")  # a library alone: nothing to run either
+    assert cli(["list", str(tmp_path)]).returncode == 2
+
+
 def test_init_writes_a_suite_that_runs(cli, tmp_path) -> None:
     target = tmp_path / "suite"
     result = cli(["init", str(target)])
@@ -158,3 +167,12 @@ def test_ctrl_c_while_starting_up_prints_no_traceback(tmp_path) -> None:
         assert proc.returncode in (0, 130, -signal.SIGINT), (delay, proc.returncode, err)
         outcomes.add(proc.returncode)
     assert outcomes - {0}  # at least one interrupt landed while starting
+
+
+def test_a_matrix_cell_id_as_printed_selects_that_cell(cli) -> None:
+    """`[` makes -k a glob, where `[redis_down]` is a character class; the id as printed
+    is matched as text first."""
+    cell = "scenarios/faults.yaml::write_then_read[redis_down]"
+    result = cli(["list", "scenarios/faults.yaml", "--matrix", "-k", cell])
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines() if "::" in line] == [cell]

@@ -57,7 +57,7 @@ class HttpInterface:
         """Run one SPEC §8 method (`get`, `post`, `put`, `delete`, `request`) and describe the outcome."""
         try:
             verb, url, kwargs = self._prepare(method, dict(args or {}), timeout)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             return Response(data=None, ok=False, error=str(exc), duration_ms=0)
         started = time.perf_counter()
         try:
@@ -67,6 +67,12 @@ class HttpInterface:
         except requests.RequestException as exc:
             return Response(
                 None, False, f"{_describe(exc, kwargs['timeout'])}: {verb} {url}", _elapsed_ms(started)
+            )
+        except Exception as exc:  # noqa: BLE001
+            # requests, urllib3 and http.client reject some arguments with plain ValueErrors
+            # (a method with a space, a zero timeout...): a failed step, never a crashed run.
+            return Response(
+                None, False, f"invalid request: {_first_line(exc)}: {verb} {url}", _elapsed_ms(started)
             )
         duration = _elapsed_ms(started)
         headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -210,7 +216,13 @@ def _describe(exc: requests.RequestException, timeout: float) -> str:
         if "RemoteDisconnected" in text or "Connection aborted" in text:
             return "connection closed without a response"
         return "connection failed"
-    return type(exc).__name__
+    detail = _first_line(exc)  # InvalidURL, InvalidHeader...: say what was wrong
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _elapsed_ms(started: float) -> int:

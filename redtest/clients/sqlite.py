@@ -67,6 +67,8 @@ class SqliteInterface:
                 data = {"rowcount": self._exec(sql, params, wait)}
         except sqlite3.Error as exc:
             return _fail(f"sqlite: {exc}", started)
+        except (OverflowError, ValueError, TypeError) as exc:  # e.g. an integer beyond 64 bits
+            return _fail(f"sqlite: {exc}", started)
         return Response(data=data, ok=True, error=None, duration_ms=_elapsed_ms(started))
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ from redtest.results import Listener, PlannedTest, RunResult, ServiceInfo, TestR
 from redtest.runner.cleanup import CleanupStack
 from redtest.runner.environment import Environment, provision
 from redtest.runner.execute import run_test
-from redtest.runner.plan import Selection, plan_suite
+from redtest.runner.plan import Selection, plan_suite, services_needed
 from redtest.spec import model
 
 __all__ = ["RunOptions", "Selection", "plan", "run"]
@@ -79,7 +79,9 @@ def run(
                 env = provision(suite, stack, runtime=options.runtime, keep=options.keep_services)
             except ServiceError as exc:
                 start_failed = True
-                results.extend(_errored(t, str(exc), events) for t in tests)
+                # A process that failed to start carries its output (ProcessStartError).
+                output = getattr(exc, "output", None)
+                results.extend(_errored(t, str(exc), events, output) for t in tests)
                 continue
             infos.extend(env.infos)
             events.services_ready(env.infos)
@@ -106,11 +108,59 @@ def run(
     return run_result, start_failed
 
 
+# After a failed test, how long to give a process that is exiting to become a zombie
+# before checking again: a client can see the connection reset a moment earlier.
+_EXIT_SETTLE = 0.05
+
+
 def _run_one(test: PlannedTest, env: Environment, seed: int, events: _Broadcast) -> TestResult:
+    """Run one test; a service it needs that died before or during it makes it an error.
+
+    Decision (docs/services.md, "A service that dies"): the test during which a service
+    died, and every later test that needs that service, error with the same message
+    (service, exit status, last output, log path), as when a service fails to start.
+    Tests that do not need it still run.
+    """
     events.test_started(test)
+    needed = services_needed(env.suite, test)
+    env.check_services()
+    gone = [name for name in env.dead if name in needed]
+    if gone:
+        result = TestResult(test, "error", 0.0, error=_dead_message(env, gone), output=_dead_output(env, gone))
+        events.test_finished(result)
+        return result
     result = run_test(test, env, random_seed=seed, on_step=lambda step: events.step_done(test, step))
+    failed = result.status != "passed"
+    died = env.check_services(thorough=failed)
+    if not died and env.running and (failed or any(not s.response.ok for s in result.steps)):
+        # A failed step may be the first sign of a dying process: wait for its exit briefly.
+        deadline = time.monotonic() + _EXIT_SETTLE
+        while not died and time.monotonic() < deadline:
+            time.sleep(0.005)
+            died = env.check_services()
+    gone = [name for name in died if name in needed]
+    if gone:
+        result.status = "error"
+        result.error = _dead_message(env, gone)
+        result.output = env.output_tail()
+    env.mark_output()  # the next test's output starts here
     events.test_finished(result)
     return result
+
+
+def _dead_message(env: Environment, names: list[str]) -> str:
+    return "\n\n".join(env.dead[name] for name in names)
+
+
+def _dead_output(env: Environment, names: list[str], limit: int = 4000) -> str | None:
+    """The last output of dead application services (a later test has none of its own)."""
+    parts = []
+    for name in names:
+        if env.suite.services[name].kind in ("process", "container"):
+            text = env.running[name].logs()
+            if text:
+                parts.append(f"--- {name} ---\n{text[-limit:]}")
+    return "\n".join(parts) or None
 
 
 def _skip(test: PlannedTest, reason: str, events: _Broadcast) -> TestResult:
@@ -119,9 +169,9 @@ def _skip(test: PlannedTest, reason: str, events: _Broadcast) -> TestResult:
     return result
 
 
-def _errored(test: PlannedTest, message: str, events: _Broadcast) -> TestResult:
+def _errored(test: PlannedTest, message: str, events: _Broadcast, output: str | None = None) -> TestResult:
     events.test_started(test)
-    result = TestResult(test, "error", 0.0, error=message)
+    result = TestResult(test, "error", 0.0, error=message, output=output)
     events.test_finished(result)
     return result
 

@@ -6,6 +6,7 @@ path (success, failure, exception, Ctrl-C, SIGTERM) stops it again.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from contextlib import ExitStack
@@ -52,6 +53,11 @@ class Environment:
     direct_clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     step_clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     armed: set[str] = field(default_factory=set)  # proxies whose rule set may be non-empty
+    # Each application's log size when the previous test ended (see mark_output), so a
+    # failed test shows only the output of its own time (not a previous test's megabytes).
+    log_marks: dict[str, int] = field(default_factory=dict)
+    dead: dict[str, str] = field(default_factory=dict)  # service -> why it is gone (see check_services)
+    keep_logs: set[str] = field(default_factory=set)  # process services whose log outlives the suite
 
     def proxies(self) -> dict[str, Any]:
         """`service.interface` -> FaultProxy."""
@@ -84,16 +90,60 @@ class Environment:
             out[name] = ServiceFacade(name, ifaces)
         return out
 
+    def mark_output(self) -> None:
+        """Remember where each application's log stands: output_tail() then shows what follows.
+
+        The runner marks after each test, so a test's output is what the apps printed
+        since the previous test ended (for the first test, since they started).
+        """
+        self.log_marks = {
+            name: rs.log_size() for name, rs in self.running.items() if hasattr(rs, "log_size")
+        }
+
     def output_tail(self, limit: int = 4000) -> str | None:
-        """The captured output of application services, for failure reports."""
+        """The captured output of application services, for failure reports.
+
+        Process services: only what was written since mark_output() (the whole tail
+        before the first mark). Containers: the tail of their whole log.
+        """
         parts = []
         for name, rs in self.running.items():
             if self.suite.services[name].kind not in ("process", "container"):
                 continue
-            text = rs.logs()
+            mark = self.log_marks.get(name)
+            text = rs.logs(since=mark) if mark is not None else rs.logs()
             if text:
                 parts.append(f"--- {name} ---\n{text[-limit:]}")
         return "\n".join(parts) or None
+
+    def check_services(self, *, thorough: bool = False) -> dict[str, str]:
+        """Services that died since the last check: name -> what to report (also kept in `dead`).
+
+        Processes (applications, local Redis servers) are checked every time: it costs a
+        waitpid. Containers ask the Docker engine, so only when `thorough`.
+        """
+        found: dict[str, str] = {}
+        for name, rs in self.running.items():
+            if name in self.dead or rs.stopped:
+                continue
+            if not thorough and (self.suite.services[name].kind == "container" or rs.runtime == "docker"):
+                continue
+            reason = rs.exit_reason()
+            if reason is None:
+                continue
+            found[name] = self._death_message(name, rs, reason)
+            if self.suite.services[name].kind == "process":
+                self.keep_logs.add(name)  # the message points at it
+        self.dead.update(found)
+        return found
+
+    def _death_message(self, name: str, rs: Any, reason: str) -> str:
+        svc = self.suite.services[name]
+        if svc.kind == "process":
+            from redtest.services.process import output_block
+
+            return f"{svc.loc}: service {name!r} {reason} during the run ({rs.detail})" + output_block(rs)
+        return f"{svc.loc}: service {name!r} (runtime {rs.runtime}) stopped during the run: {reason}"
 
     def close_clients(self) -> None:
         self.close_step_clients()
@@ -139,7 +189,12 @@ def provision(
     suite: model.Suite, stack: ExitStack, *, runtime: str | None, keep: bool
 ) -> Environment:
     """Start the suite's services and proxies; raises ServiceError (exit 3)."""
+    from redtest.services.runtime import stop_tracked, tracking_mark
+
     env = Environment(suite)
+    # First in, so last out: whatever was spawned but not yet registered below when a
+    # Ctrl-C arrived (the registration is a separate step after each start) is stopped too.
+    stack.callback(stop_tracked, tracking_mark())
     stack.callback(env.close_clients)
     suite_id = str(suite.path.resolve())
     for svc in start_order(suite.services):
@@ -160,7 +215,7 @@ def _start_redis(
     env: Environment, svc: model.Service, stack: ExitStack, *, runtime: str | None, keep: bool, suite_id: str
 ) -> None:
     from redtest.proxy.server import FaultProxy
-    from redtest.services.runtime import start_redis
+    from redtest.services.runtime import signals_deferred, start_redis
 
     rs = start_redis(svc, runtime, suite_id=suite_id, keep=keep)
     env.running[svc.name] = rs
@@ -174,8 +229,9 @@ def _start_redis(
         proxy = FaultProxy(
             endpoint.host, endpoint.port, name=f"{svc.name}.{iname}", upstream_unix=endpoint.unix
         )
-        proxy.start()
-        stack.callback(proxy.stop)
+        with signals_deferred():  # no Ctrl-C between starting it and registering its stop
+            proxy.start()
+            stack.callback(proxy.stop)
         env.access[(svc.name, iname)] = InterfaceAccess(
             svc.name, iname, "redis", endpoint.host, endpoint.port, proxy, timeout=svc.step_timeout
         )
@@ -189,9 +245,9 @@ def _start_redis(
 def _declare_sqlite(env: Environment, svc: model.Service) -> None:
     endpoints = {}
     for iname, iface in svc.interfaces.items():
-        path = Path(expand(iface.path or "", env, svc, {}))
-        if not path.is_absolute():
-            path = svc.base_dir / path
+        # Absolute (SPEC §8: relative to the file's folder), so `${db.main.url}` names the
+        # same file for an app with another workdir, whatever folder redtest runs in.
+        path = _absolute(svc.base_dir, expand(iface.path or "", env, svc, {}))
         env.access[(svc.name, iname)] = InterfaceAccess(
             svc.name, iname, "sqlite", path=path, timeout=svc.step_timeout
         )
@@ -199,27 +255,55 @@ def _declare_sqlite(env: Environment, svc: model.Service) -> None:
     env.infos.append(ServiceInfo(svc.name, "sqlite", "none", endpoints))
 
 
+def _absolute(base_dir: Path, path: str) -> Path:
+    """`path` resolved against `base_dir`, absolute and without `..` (symlinks kept)."""
+    return Path(os.path.abspath(base_dir / path))
+
+
 def _own_ports(svc: model.Service) -> dict[str, int]:
+    """A free host port per interface; interfaces that declare the same port share one
+    (`api: {port: 8080, path: /v1}` and `root: {port: 8080}` are one listener), as they
+    do in a container."""
     from redtest.services.runtime import free_port
 
-    return {name: free_port() for name, iface in svc.interfaces.items() if iface.protocol != "sqlite"}
+    by_declared: dict[int, int] = {}
+    own: dict[str, int] = {}
+    for name, iface in svc.interfaces.items():
+        if iface.protocol == "sqlite":
+            continue
+        if iface.port is None:
+            own[name] = free_port()
+            continue
+        if iface.port not in by_declared:
+            by_declared[iface.port] = _distinct_free_port(set(by_declared.values()))
+        own[name] = by_declared[iface.port]
+    return own
+
+
+def _distinct_free_port(taken: set[int]) -> int:
+    from redtest.services.runtime import free_port
+
+    while True:  # the kernel may hand out a port it just gave us again
+        port = free_port()
+        if port not in taken:
+            return port
 
 
 def _start_process(env: Environment, svc: model.Service, stack: ExitStack, *, keep: bool) -> None:
-    from redtest.services.process import start_process
-    from redtest.services.runtime import Endpoint
+    from redtest.services.process import ProcessStartError, start_process
+    from redtest.services.runtime import Endpoint, signals_deferred
 
     own = _own_ports(svc)
     assert svc.command is not None
     command = [expand(part, env, svc, own) for part in svc.command]
     variables = {k: expand(v, env, svc, own) for k, v in svc.env.items()}
-    workdir = Path(expand(svc.workdir, env, svc, own)) if svc.workdir else Path(".")
-    if not workdir.is_absolute():
-        workdir = svc.base_dir / workdir
-    log_dir = Path(tempfile.mkdtemp(prefix=f"redtest-{svc.name}-"))
-    if not keep:
-        # Registered before the process, so it is removed after the process stops.
-        stack.callback(shutil.rmtree, log_dir, ignore_errors=True)
+    workdir = _absolute(svc.base_dir, expand(svc.workdir, env, svc, own) if svc.workdir else ".")
+    with signals_deferred():  # a Ctrl-C between the two would leave the folder behind
+        log_dir = Path(tempfile.mkdtemp(prefix=f"redtest-{svc.name}-"))
+        if not keep:
+            # Registered before the process, so it is removed after the process stops;
+            # kept when the app failed to start or died, since its error names the log.
+            stack.callback(_remove_log_dir, env, svc.name, log_dir)
     for iname, port in own.items():
         iface = svc.interfaces[iname]
         env.access[(svc.name, iname)] = InterfaceAccess(
@@ -230,10 +314,14 @@ def _start_process(env: Environment, svc: model.Service, stack: ExitStack, *, ke
         # The healthcheck target may hold templates too (`tcp: "localhost:${self.api.port}"`).
         target = expand(svc.healthcheck.target, env, svc, own)
         svc = replace(svc, healthcheck=replace(svc.healthcheck, target=target))
-    rp = start_process(
-        svc, command, variables, workdir, log_path=log_dir / "output.log",
-        endpoints={name: Endpoint("127.0.0.1", port) for name, port in own.items()},
-    )
+    try:
+        rp = start_process(
+            svc, command, variables, workdir, log_path=log_dir / "output.log",
+            endpoints={name: Endpoint("127.0.0.1", port) for name, port in own.items()}, keep=keep,
+        )
+    except ProcessStartError:
+        env.keep_logs.add(svc.name)
+        raise
     env.running[svc.name] = rp
     if not keep:
         stack.callback(rp.stop)
@@ -241,6 +329,11 @@ def _start_process(env: Environment, svc: model.Service, stack: ExitStack, *, ke
         ServiceInfo(svc.name, "process", "process",
                     {k: f"127.0.0.1:{p}" for k, p in own.items()}, {}, f"pid {rp.pid}")
     )
+
+
+def _remove_log_dir(env: Environment, name: str, log_dir: Path) -> None:
+    if name not in env.keep_logs:
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def _start_container(

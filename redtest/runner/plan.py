@@ -76,6 +76,48 @@ def _selected(test: PlannedTest, selection: Selection) -> bool:
     keyword = selection.keyword
     if not keyword:
         return True
+    if keyword in test.id:  # also a matrix cell's id as printed: `file::s[fault]`
+        return True
     if any(ch in keyword for ch in "*?["):
         return fnmatch.fnmatchcase(test.name, keyword) or fnmatch.fnmatchcase(test.id, keyword)
-    return keyword in test.id
+    return False
+
+
+def services_needed(suite: model.Suite, test: PlannedTest) -> set[str]:
+    """The services a test cannot run without: those its steps, expectations and faults
+    name, the seeded ones (every test starts with a reset), and what those depend on
+    (`depends_on` and `${...}` templates). A service that died fails exactly these tests."""
+    services = suite.services
+    scenario = suite.scenarios[test.scenario]
+    needed: set[str] = set()
+    expectations: list[model.Expectation] = []
+    for step in scenario.steps:
+        if isinstance(step, model.Call):
+            needed.add(step.service)
+        expectations.extend(step.expect)
+    if test.kind == "fault_scenario":
+        expectations.extend(suite.fault_scenarios[test.name].expect)
+    else:
+        expectations.extend(scenario.expect)
+    for expectation in expectations:
+        compiled = expectation.compiled
+        needed.update(n for n in getattr(compiled, "names", ()) if n in services)
+    for name in test.faults:
+        fault = suite.faults.get(name)
+        if fault is not None:
+            needed.add(fault.target.split(".", 1)[0])
+    for svc in services.values():
+        for step in svc.seed:
+            if isinstance(step, model.Call):
+                needed.update((svc.name, step.service))
+    todo = list(needed)
+    while todo:
+        svc = services.get(todo.pop())
+        if svc is None:
+            continue
+        deps = set(svc.depends_on) | {r.service for r in templates.service_refs(svc) if r.service}
+        for dep in deps - needed:
+            if dep in services:
+                needed.add(dep)
+                todo.append(dep)
+    return {n for n in needed if n in services}

@@ -17,7 +17,7 @@ from redtest.services.docker import (
     short_error,
 )
 from redtest.services.health import wait_http, wait_tcp
-from redtest.services.runtime import Endpoint, RunningService, health_timeout
+from redtest.services.runtime import Endpoint, RunningService, health_timeout, track
 from redtest.spec.model import Service
 
 
@@ -51,16 +51,18 @@ def start_app_container(
                 f"image '{service.image}': {short_error(exc)}",
                 service.loc,
             ) from None
+        endpoints = {
+            name: Endpoint(HOST, iface.port)
+            for name, iface in service.interfaces.items()
+            if iface.port is not None and iface.protocol != "sqlite"
+        }
+        running = ContainerService(service.name, "container", endpoints, client, container)
+        if not keep:
+            track(running)  # from here the runner's last cleanup removes it, whatever happens
     except BaseException:
         remove_started(client, token)
         client.close()
         raise
-    endpoints = {
-        name: Endpoint(HOST, iface.port)
-        for name, iface in service.interfaces.items()
-        if iface.port is not None and iface.protocol != "sqlite"
-    }
-    running = ContainerService(service.name, "container", endpoints, client, container)
     try:
         _wait_app_ready(running, service)
     except BaseException:

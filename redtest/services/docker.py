@@ -12,6 +12,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from redtest.errors import Location, ServiceError
@@ -22,6 +23,7 @@ from redtest.services.runtime import (
     health_timeout,
     pid_alive,
     redis_interfaces,
+    track,
 )
 from redtest.spec.model import DEFAULT_REDIS_IMAGE, Service
 
@@ -168,6 +170,8 @@ def start_docker_redis(service: Service, *, suite_id: str, keep: bool = False) -
         running = DockerRedis(
             service, client, started, _host_port(started, port, service), reused=False
         )
+        if not (keep or service.reuse):
+            track(running)  # from here the runner's last cleanup removes it, whatever happens
     except BaseException:
         remove_started(client, token)
         client.close()
@@ -380,19 +384,28 @@ def remove_orphans(client: DockerClient) -> None:
 
 def remove_reusable_containers(suite_id: str | None = None) -> int:
     """Remove containers kept by `reuse: true` (all, or one suite's); returns how many."""
+    return len(remove_kept_containers(lambda sid: suite_id is None or sid == suite_id))
+
+
+def remove_kept_containers(select: Callable[[str], bool]) -> list[str]:
+    """Remove the kept containers whose `redtest.suite` label `select` accepts; one line each."""
     import docker
 
-    labels = ["redtest=1", "redtest.reuse=1"]
-    if suite_id is not None:
-        labels.append(f"redtest.suite={suite_id}")
     client = connect()
     try:
-        count = 0
-        for container in client.containers.list(all=True, filters={"label": labels}):
+        removed = []
+        flt = {"label": ["redtest=1", "redtest.reuse=1"]}
+        for container in client.containers.list(all=True, filters=flt):
+            labels = container.labels or {}
+            suite = labels.get("redtest.suite", "")
+            if not select(suite):
+                continue
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True, v=True)
-                count += 1
-        return count
+                removed.append(
+                    f"{labels.get('redtest.service', '?')} (docker, container {container.short_id}) of {suite}"
+                )
+        return removed
     finally:
         client.close()
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from redtest.errors import Location, ServiceError
@@ -27,6 +28,9 @@ from redtest.services.runtime import (
     health_timeout,
     pid_alive,
     redis_interfaces,
+    signals_deferred,
+    signals_hurry,
+    track,
 )
 from redtest.spec.model import Service
 
@@ -113,12 +117,18 @@ class ProcessRedis(RunningService):
             return ""
 
     def exit_reason(self) -> str | None:
-        """Why the process is gone (for health waits), or None while it runs."""
-        code = self.proc.poll() if self.proc is not None else (None if pid_alive(self.pid) else -1)
-        if code is None:
+        """Why the process is gone (for health waits and the runner's checks), or None while it runs."""
+        if self.proc is not None:
+            code = self.proc.poll()
+            if code is None:
+                return None
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        elif pid_alive(self.pid):
             return None
+        else:  # kept by an earlier run: not our child, so no exit status to read
+            how = f"(pid {self.pid}) is gone"
         tail = self.logs()[-_LOG_TAIL:].strip() or "(no output)"
-        return f"the process exited with status {code}; output:\n{tail}"
+        return f"the process {how}; output:\n{tail}"
 
     def _stop(self) -> None:
         stop_group(self.pid, self.proc, _STOP_GRACE)
@@ -138,22 +148,25 @@ def start_binary_redis(
         found = _pick_up(service, binary, runtime, key)
         if found is not None:
             return found
-        started = _start_new(service, binary, runtime, keep=True, state_key=key)
-        reuse_state.write(
-            key,
-            {
-                "pid": started.pid,
-                "port": started.port,
-                "unix": started.unix,
-                "binary": binary,
-                "workdir": str(started.workdir),
-                "runtime": runtime,
-                "suite": suite_id,
-                "service": service.name,
-                "started": time.time(),
-            },
-        )
-        return started
+
+        def record(started: ProcessRedis) -> None:
+            # Inside _start_new's guard: a server kept but not recorded would be unreachable.
+            reuse_state.write(
+                key,
+                {
+                    "pid": started.pid,
+                    "port": started.port,
+                    "unix": started.unix,
+                    "binary": binary,
+                    "workdir": str(started.workdir),
+                    "runtime": runtime,
+                    "suite": suite_id,
+                    "service": service.name,
+                    "started": time.time(),
+                },
+            )
+
+        return _start_new(service, binary, runtime, keep=True, state_key=key, on_ready=record)
 
 
 def _pick_up(service: Service, binary: str, runtime: str, key: str) -> ProcessRedis | None:
@@ -185,39 +198,58 @@ def _pick_up(service: Service, binary: str, runtime: str, key: str) -> ProcessRe
 
 
 def _start_new(
-    service: Service, binary: str, runtime: str, *, keep: bool, state_key: str | None = None
+    service: Service,
+    binary: str,
+    runtime: str,
+    *,
+    keep: bool,
+    state_key: str | None = None,
+    on_ready: Callable[[ProcessRedis], None] | None = None,
 ) -> ProcessRedis:
+    """Start a server; `on_ready` runs once it answers, before anyone else can lose it."""
     last_error: ServiceError | None = None
     for _ in range(_PORT_ATTEMPTS):
-        workdir = Path(tempfile.mkdtemp(prefix=f"redtest-{service.name}-"))
-        port = free_port(HOST)
-        args = [
-            binary, "--port", str(port), "--bind", HOST,
-            # persistence off: a test server must not write dump.rdb / AOF files
-            "--save", "", "--appendonly", "no",
-            "--dir", str(workdir), "--daemonize", "no",
-        ]  # fmt: skip
-        # The proxy reaches the server through a Unix socket besides the TCP port: it
-        # costs the proxy and the server markedly less CPU than a second TCP hop.
-        unix: str | None = str(workdir / SOCKET_NAME)
-        if len(os.fsencode(unix)) <= _MAX_SOCKET_PATH:
-            args += ["--unixsocket", unix, "--unixsocketperm", "700"]
-        else:
-            unix = None
-        proc = _launch(args, workdir, die_with_parent=not keep)
-        running = ProcessRedis(
-            service, runtime, port, proc.pid, workdir, proc, unix=unix, state_key=state_key
-        )
+        workdir: Path | None = None
+        running: ProcessRedis | None = None
         try:
+            # Spawn and hand-over in one piece: a Ctrl-C in between (inside Popen after
+            # the fork, or before `running` exists) would leak the server and its temp dir.
+            with signals_deferred():
+                workdir = Path(tempfile.mkdtemp(prefix=f"redtest-{service.name}-"))
+                port = free_port(HOST)
+                args = [
+                    binary, "--port", str(port), "--bind", HOST,
+                    # persistence off: a test server must not write dump.rdb / AOF files
+                    "--save", "", "--appendonly", "no",
+                    "--dir", str(workdir), "--daemonize", "no",
+                ]  # fmt: skip
+                # The proxy reaches the server through a Unix socket besides the TCP port: it
+                # costs the proxy and the server markedly less CPU than a second TCP hop.
+                unix: str | None = str(workdir / SOCKET_NAME)
+                if len(os.fsencode(unix)) <= _MAX_SOCKET_PATH:
+                    args += ["--unixsocket", unix, "--unixsocketperm", "700"]
+                else:
+                    unix = None
+                proc = _launch(args, workdir, die_with_parent=not keep)
+                running = ProcessRedis(
+                    service, runtime, port, proc.pid, workdir, proc, unix=unix, state_key=state_key
+                )
+                if not keep:
+                    track(running)  # stopped by the runner even if its registration is cut short
             wait_redis_ping(
                 HOST, port, health_timeout(service),
                 service=service.name, runtime=runtime, location=service.loc,
                 alive=running.exit_reason,
             )  # fmt: skip
+            if on_ready is not None:
+                on_ready(running)
             return running
         except ServiceError as exc:
+            if running is None:  # it never ran (_launch removed the temp dir)
+                raise
             output = running.logs()
-            running.stop()
+            with signals_hurry(deliver=True):
+                running.stop()
             if "Address already in use" in output:
                 last_error = exc
                 continue  # someone took the port between free_port() and bind: try another
@@ -227,7 +259,11 @@ def _start_new(
                 ) from None
             raise
         except BaseException:  # Ctrl-C or SIGTERM while waiting: no one else knows this server yet
-            running.stop()
+            with signals_hurry():
+                if running is not None:
+                    running.stop()
+                elif workdir is not None:
+                    shutil.rmtree(workdir, ignore_errors=True)
             raise
     assert last_error is not None
     raise last_error
@@ -280,15 +316,31 @@ def _die_with_parent_preexec():  # type: ignore[no-untyped-def]
 
 def stop_reusable_processes(suite_id: str | None = None) -> int:
     """Stop every local/embedded server kept by `reuse: true` (or only one suite's)."""
-    count = 0
+    return len(stop_kept_processes(lambda sid: suite_id is None or sid == suite_id))
+
+
+def stop_kept_processes(select: Callable[[str], bool]) -> list[str]:
+    """Stop the kept servers whose suite id `select` accepts; one line per server stopped.
+
+    Also removes lock files no run uses any more (see reuse_state.prune_locks).
+    """
+    stopped = []
     for key, state in reuse_state.all_states():
-        if suite_id is not None and state.get("suite") != suite_id:
+        suite = str(state.get("suite", ""))
+        if not select(suite):
             continue
-        with reuse_state.locked(key):
+        with reuse_state.locked(key, discard=True):
+            current = reuse_state.read(key)
+            if current is None or current.get("pid") != state.get("pid"):
+                continue  # another run replaced or removed it meanwhile
             if reuse_state.is_our_server(state):
                 stop_group(int(state["pid"]), None, _STOP_GRACE)
-                count += 1
+                stopped.append(
+                    f"{state.get('service', '?')} ({state.get('runtime', '?')}, pid {state['pid']}, "
+                    f"port {state['port']}) of {suite}"
+                )
             if state.get("workdir"):
                 shutil.rmtree(state["workdir"], ignore_errors=True)
             reuse_state.remove(key)
-    return count
+    reuse_state.prune_locks()
+    return stopped

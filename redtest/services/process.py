@@ -15,18 +15,35 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from redtest.errors import ServiceError
+from redtest.errors import Location, ServiceError
 from redtest.services.groups import stop_group
 from redtest.services.health import wait_http, wait_tcp
-from redtest.services.runtime import Endpoint, RunningService, free_port  # noqa: F401  (re-exported for the runner)
+from redtest.services.runtime import (  # noqa: F401  (free_port re-exported for the runner)
+    Endpoint,
+    RunningService,
+    free_port,
+    signals_deferred,
+    signals_hurry,
+    track,
+)
 from redtest.spec.model import DEFAULT_HEALTH_TIMEOUT, Service
 
 DEFAULT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL_BYTES = 64 * 1024  # logs() never returns more than this
 ERROR_TAIL_LINES = 30  # lines of output quoted in a start-up error
+OUTPUT_CHARS = 4000  # output a report keeps per service, as for failed tests
 NO_HEALTHCHECK_SETTLE = (
     0.3  # with nothing to probe, an app that survives this long counts as started
 )
+
+
+class ProcessStartError(ServiceError):
+    """A process service that could not start; carries its output for the test reports."""
+
+    def __init__(self, message: str, location: Location | None, *, output: str | None, log_path: Path) -> None:
+        super().__init__(message, location)
+        self.output = output  # "--- NAME ---\n<tail of the log>", or None when it printed nothing
+        self.log_path = log_path
 
 
 class RunningProcess(RunningService):
@@ -60,17 +77,32 @@ class RunningProcess(RunningService):
     def alive(self) -> bool:
         return self._popen.poll() is None
 
-    def logs(self, max_bytes: int = LOG_TAIL_BYTES) -> str:
-        """The captured stdout+stderr, at most its last `max_bytes` bytes."""
+    def exit_reason(self) -> str | None:
+        """`exited with code 7` / `was killed by signal 9` once the process has ended, else None."""
+        code = self.returncode
+        if code is None:
+            return None
+        return f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+
+    def log_size(self) -> int:
+        """Bytes of output so far: an offset for `logs(since=...)`."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def logs(self, max_bytes: int = LOG_TAIL_BYTES, *, since: int = 0) -> str:
+        """The captured stdout+stderr written after byte `since`, at most its last `max_bytes` bytes."""
         try:
             with open(self.log_path, "rb") as fh:
                 size = fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, size - max_bytes))
+                start = max(since, size - max_bytes, 0)
+                fh.seek(start)
                 data = fh.read()
         except OSError:
             return ""
         text = data.decode("utf-8", errors="replace")
-        if size > max_bytes:
+        if start > since:
             text = text.split("\n", 1)[-1]  # drop the partial first line
         return text
 
@@ -105,15 +137,17 @@ def start_process(
     log_path: Path,
     endpoints: Mapping[str, Endpoint] | None = None,
     grace: float = DEFAULT_GRACE,
+    keep: bool = False,
 ) -> RunningProcess:
     """Start `command` for `service` and wait until its healthcheck passes.
 
     `command`, `env` and `workdir` are already expanded; `env` is merged over
     os.environ. `endpoints` maps each interface to where the app listens (the
     free ports handed out for `${self.INTERFACE.port}`); by default each http
-    interface's declared port on 127.0.0.1. Raises ServiceError (naming the
-    service, with the tail of its output) when it cannot start, exits during
-    start-up, or never becomes healthy.
+    interface's declared port on 127.0.0.1. `keep` (--keep-services): the process is
+    not tracked for the runner's last-resort cleanup. Raises ServiceError (naming the
+    service; a ProcessStartError with the tail of its output and the log's path) when
+    it cannot start, exits during start-up, or never becomes healthy.
     """
     if not command:
         raise ServiceError(f"service {service.name!r}: empty command", service.loc)
@@ -128,28 +162,37 @@ def start_process(
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     full_env.update(env)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        try:
-            popen = subprocess.Popen(
-                command,
-                cwd=workdir,
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: stop() reaches its children
-                close_fds=True,
-            )
-        except OSError as exc:
-            raise ServiceError(
-                f"service {service.name!r}: cannot run {shlex.join(command)} in {workdir}: {exc.strerror or exc}",
-                service.loc,
-            ) from exc
-    running = RunningProcess(service.name, popen, list(command), log_path, ends, grace=grace)
+    running: RunningProcess | None = None
     try:
+        # Spawn and hand-over in one piece: a Ctrl-C inside Popen (after the fork) or
+        # before `running` exists would leave the app running with nobody to stop it.
+        with signals_deferred():
+            with open(log_path, "ab") as log:
+                try:
+                    popen = subprocess.Popen(
+                        command,
+                        cwd=workdir,
+                        env=full_env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,  # own process group: stop() reaches its children
+                        close_fds=True,
+                    )
+                except OSError as exc:
+                    raise ServiceError(
+                        f"service {service.name!r}: cannot run {shlex.join(command)} in {workdir}: "
+                        f"{exc.strerror or exc}",
+                        service.loc,
+                    ) from exc
+            running = RunningProcess(service.name, popen, list(command), log_path, ends, grace=grace)
+            if not keep:
+                track(running)  # stopped by the runner even if its registration is cut short
         _wait_ready(service, running)
     except BaseException:
-        running.stop()
+        if running is not None:
+            with signals_hurry():  # a second Ctrl-C must not leave it half-stopped
+                running.stop()
         raise
     return running
 
@@ -177,30 +220,33 @@ def _wait_ready(service: Service, running: RunningProcess) -> None:
             time.sleep(NO_HEALTHCHECK_SETTLE)
     except ServiceError as exc:
         if running.returncode is not None:
-            raise ServiceError(_exit_message(service, running), service.loc) from None
-        raise ServiceError(exc.message + _output_block(running), service.loc) from None
+            raise _start_error(_exit_message(service, running), service, running) from None
+        raise _start_error(exc.message + output_block(running), service, running) from None
     if running.returncode is not None:
-        raise ServiceError(_exit_message(service, running), service.loc)
+        raise _start_error(_exit_message(service, running), service, running)
+
+
+def _start_error(message: str, service: Service, running: RunningProcess) -> ProcessStartError:
+    text = running.logs()[-OUTPUT_CHARS:]
+    output = f"--- {service.name} ---\n{text}" if text.strip() else None
+    return ProcessStartError(message, service.loc, output=output, log_path=running.log_path)
 
 
 def _exit_message(service: Service, running: RunningProcess) -> str:
-    code = running.returncode
-    how = (
-        f"was killed by signal {-code}"
-        if code is not None and code < 0
-        else f"exited with code {code}"
-    )
-    return f"service {service.name!r} {how} during start-up ({running.detail})" + _output_block(
-        running
+    return f"service {service.name!r} {running.exit_reason()} during start-up ({running.detail})" + (
+        output_block(running)
     )
 
 
-def _output_block(running: RunningProcess) -> str:
-    # No log path: the log lives in a temp dir that is gone once redtest exits.
+def output_block(running: RunningProcess) -> str:
+    """The end of an error message: the last lines of output and where the whole log is.
+
+    The runner keeps the log of an app that failed to start or died (it removes the
+    others with the suite), so the path still leads somewhere after redtest exits.
+    """
     tail = running.tail()
-    if not tail.strip():
-        return "\n(the process printed nothing)"
-    return f"\nlast output:\n{tail}"
+    shown = "\n(the process printed nothing)" if not tail.strip() else f"\nlast output:\n{tail}"
+    return f"{shown}\nlog: {running.log_path}"
 
 
 def _health_url(service: Service, running: RunningProcess, target: str) -> str:

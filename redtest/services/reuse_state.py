@@ -31,14 +31,74 @@ def key(runtime: str, suite_id: str, service: str) -> str:
 
 
 @contextlib.contextmanager
-def locked(state_key: str) -> Iterator[None]:
-    """Hold an exclusive lock for one key (blocks while another run starts the same server)."""
-    with open(state_dir() / f"{state_key}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+def locked(state_key: str, *, discard: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock for one key (blocks while another run starts the same server).
+
+    `discard`: delete the lock file before releasing it, when no state file remains.
+    Lock files may be deleted (by `redtest clean`), so after locking we check that the
+    file we hold is still the one at the path; otherwise two runs could each hold a
+    lock on a different file for the same key.
+    """
+    path = state_dir() / f"{state_key}.lock"
+    while True:
+        lock = open(path, "a")
         try:
-            yield
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _same_file(lock, path):
+                break
+        except BaseException:
+            lock.close()
+            raise
+        lock.close()  # deleted (or replaced) while we waited: lock the new one
+    try:
+        yield
+    finally:
+        try:
+            if discard and not (state_dir() / f"{state_key}.json").exists():
+                with contextlib.suppress(OSError):
+                    path.unlink()  # still locked: whoever opens the path next gets a new file
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+
+
+def _same_file(handle: Any, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except OSError:
+        return False
+
+
+def prune_locks() -> list[str]:
+    """Delete lock files that no state file needs and no run holds; returns their keys.
+
+    A lock is provably unused when it can be taken without waiting; it is deleted while
+    held, and `locked` notices a deleted file, so no run is ever left with a stale lock.
+    """
+    removed = []
+    folder = state_dir()
+    for path in sorted(folder.glob("*.lock")):
+        state_key = path.name[: -len(".lock")]
+        if (folder / f"{state_key}.json").exists():
+            continue
+        try:
+            lock = open(path, "a")
+        except OSError:
+            continue
+        with lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a run holds it right now
+            try:
+                if _same_file(lock, path) and not (folder / f"{state_key}.json").exists():
+                    path.unlink()
+                    removed.append(state_key)
+            except OSError:
+                pass
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    return removed
 
 
 def read(state_key: str) -> dict[str, Any] | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from redtest.errors import ServiceError
@@ -49,6 +52,7 @@ class RunningService:
         self.reused = reused  # True when an earlier run's server was picked up (reuse: true)
         self._stopped = False
         self._stop_lock = threading.Lock()
+        self._track_seq: int | None = None  # see track()
 
     def stop(self) -> None:
         """Stop what this service started; safe to call twice and from several threads."""
@@ -57,6 +61,11 @@ class RunningService:
                 return
             self._stopped = True
         self._stop()
+        untrack(self)
+
+    def exit_reason(self) -> str | None:
+        """Why the service can no longer answer (its process exited...), or None while it runs."""
+        return None
 
     @property
     def stopped(self) -> bool:
@@ -78,6 +87,97 @@ class RunningService:
     def __repr__(self) -> str:
         eps = ", ".join(f"{k}={v.addr}" for k, v in self.endpoints.items())
         return f"<{type(self).__name__} {self.name} runtime={self.runtime} {eps} {self.detail}>"
+
+
+# Services started in this process that redtest must stop, until they are stopped. A
+# runner registers stop() of each service on its ExitStack once the start call returns;
+# a Ctrl-C that lands between the spawn and that registration would otherwise leave the
+# service running, so the runner also stops whatever is still tracked (stop_tracked).
+_TRACKED: dict[int, RunningService] = {}  # sequence number -> service
+_TRACKED_LOCK = threading.Lock()
+_NEXT_SEQ = [0]
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def track(service: RunningService) -> None:
+    """Record a service this process must stop (call it inside `signals_deferred`)."""
+    with _TRACKED_LOCK:
+        _NEXT_SEQ[0] += 1
+        service._track_seq = _NEXT_SEQ[0]
+        _TRACKED[_NEXT_SEQ[0]] = service
+
+
+def untrack(service: RunningService) -> None:
+    with _TRACKED_LOCK:
+        if service._track_seq is not None:
+            _TRACKED.pop(service._track_seq, None)
+
+
+def tracking_mark() -> int:
+    """A mark for `stop_tracked`: services tracked after it are newer."""
+    with _TRACKED_LOCK:
+        return _NEXT_SEQ[0]
+
+
+def stop_tracked(since: int = 0) -> None:
+    """Stop every service tracked after `since` and not stopped yet (a runner's last cleanup)."""
+    with _TRACKED_LOCK:
+        left = [svc for seq, svc in sorted(_TRACKED.items()) if seq > since]
+    for service in reversed(left):  # the last started first, as an ExitStack would
+        service.stop()
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back while a process is spawned and handed to its owner.
+
+    A KeyboardInterrupt raised inside subprocess.Popen (after the fork) or between the
+    spawn and the object that stops it loses the child. Inside this block the signals
+    are only recorded; the first one is delivered again when the block ends, so the
+    caller's cleanup already knows the child. No-op off the main thread (signals are
+    only handled there).
+    """
+    with _intercept(lambda signum: None) as received:
+        yield
+    if received:
+        signal.raise_signal(received[0])
+
+
+@contextlib.contextmanager
+def signals_hurry(*, deliver: bool = False) -> Iterator[None]:
+    """While stopping something: a Ctrl-C or SIGTERM hurries the stop (HURRY) instead of
+    cutting it short and leaving a process behind. `deliver`: raise the first signal
+    again afterwards (when no exception is already on its way)."""
+    hurried = HURRY.is_set()
+    with _intercept(lambda signum: HURRY.set()) as received:
+        try:
+            yield
+        finally:
+            if not hurried:
+                HURRY.clear()  # it hurried this stop; the caller's own cleanup decides anew
+    if received and deliver:
+        signal.raise_signal(received[0])
+
+
+@contextlib.contextmanager
+def _intercept(on_signal: object) -> Iterator[list[int]]:
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        on_signal(signum)  # type: ignore[operator]
+
+    previous: dict[int, object] = {}
+    try:
+        for sig in _SIGNALS:
+            previous[sig] = signal.signal(sig, handler)
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -144,12 +244,31 @@ def start_redis(
 
 def stop_all_reusable(suite_id: str | None = None) -> int:
     """Stop servers and containers kept by `reuse: true` (all, or one suite's); returns how many."""
+    return len(stop_kept(lambda sid: suite_id is None or sid == suite_id))
+
+
+def stop_kept(select: Callable[[str], bool]) -> list[str]:
+    """Stop the servers and containers `reuse: true` kept whose suite id (the suite file's
+    absolute path) `select` accepts; one line per thing stopped."""
     from redtest.services import docker, local
 
-    count = local.stop_reusable_processes(suite_id)
+    stopped = local.stop_kept_processes(select)
     if docker.engine_available():
-        count += docker.remove_reusable_containers(suite_id)
-    return count
+        stopped += docker.remove_kept_containers(select)
+    return stopped
+
+
+def suites_under(paths: Iterable[str | os.PathLike[str]]) -> Callable[[str], bool]:
+    """A `stop_kept` selector: suite ids that are files at or under one of `paths`."""
+    roots = [os.path.realpath(p) for p in paths]
+
+    def select(suite_id: str) -> bool:
+        if not os.path.isabs(suite_id):
+            return False  # not a suite file (a test's own id)
+        real = os.path.realpath(suite_id)
+        return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+    return select
 
 
 def pid_alive(pid: int) -> bool:

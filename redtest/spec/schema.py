@@ -173,7 +173,7 @@ def _one_key_message(error: Any, where: str, instance: dict[str, Any]) -> str:
     if description.startswith("A healthcheck"):
         return (
             f"{where}: a healthcheck holds exactly one of tcp, redis or http, "
-            f"plus optional timeout/interval; found {keys}"
+            f"plus an optional timeout; found {keys}"
         )
     return (
         f"{where}: a step holds exactly one call — SERVICE.INTERFACE.METHOD or sleep — "

@@ -216,6 +216,21 @@ def test_bad_arguments_are_failed_responses(api: HttpInterface) -> None:
     assert not r.ok and "headers must be a mapping" in r.error
 
 
+def test_arguments_the_http_library_rejects_are_failed_responses(api: HttpInterface) -> None:
+    # requests / http.client / urllib3 raise plain ValueErrors for these; a step must fail,
+    # not crash the run (defence in depth behind validation at load time).
+    bad_method = api.call("request", {"method": "GE T", "path": "/echo"})
+    assert not bad_method.ok and bad_method.status is None
+    assert bad_method.error.startswith("invalid request: ") and "GE T" in bad_method.error
+    zero = api.call("get", {"path": "/echo"}, timeout=0)
+    assert not zero.ok and "invalid request" in zero.error and "timeout" in zero.error
+    with HttpInterface(api.base_url, timeout=0) as no_time:
+        assert not no_time.get("/echo").ok
+    header = api.call("get", {"path": "/echo", "headers": {"X-Token": "a\nb"}})
+    assert not header.ok and header.error.startswith("InvalidHeader: ")  # says what was wrong
+    assert api.get("/echo").ok  # the interface still works afterwards
+
+
 def test_to_dict_carries_status_and_headers(api: HttpInterface) -> None:
     d = api.get("/echo").to_dict()
     assert d["status"] == 200 and d["headers"]["x-served-by"] == "echo"

@@ -184,6 +184,19 @@ def test_exit_during_startup_names_service_code_and_output(tmp_path: Path) -> No
     assert info.value.exit_code == 3
 
 
+def test_start_up_errors_end_with_the_log_path_and_carry_the_output(tmp_path: Path) -> None:
+    from redtest.services.process import ProcessStartError
+
+    service = make_service(tmp_path, http_port=None)
+    log = tmp_path / "logs" / "app.log"
+    with pytest.raises(ProcessStartError) as info:
+        start_process(service, [PY, "-c", "print('bad config'); raise SystemExit(4)"], {}, tmp_path, log_path=log)
+    message = str(info.value)
+    assert message.endswith(f"last output:\nbad config\nlog: {log}")
+    assert info.value.output == "--- app ---\nbad config\n"
+    assert info.value.log_path == log and log.read_text() == "bad config\n"
+
+
 def test_exit_during_startup_without_healthcheck(tmp_path: Path) -> None:
     service = make_service(tmp_path, http_port=None)
     with pytest.raises(ServiceError, match="exited with code 0"):

@@ -293,3 +293,56 @@ def test_service_start_failure_is_exit_3(cli, tmp_path) -> None:
     assert result.returncode == 3, result.stdout + result.stderr
     assert "cache" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _stale_reports(tmp_path: Path) -> dict[str, Path]:
+    reports = {"--json": tmp_path / "r.json", "--junit-xml": tmp_path / "r.xml", "--html": tmp_path / "r.html"}
+    for path in reports.values():
+        path.write_text("an earlier run's report")
+    return reports
+
+
+def test_a_run_that_writes_no_report_leaves_no_earlier_one(cli, tmp_path) -> None:
+    # Decision (docs/reports.md): report paths are emptied when a run starts, so a report
+    # on disk is always this run's, or none when it ended early.
+    reports = _stale_reports(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nscenarios: {s: {steps: [{nope.main.get: {key: a}}]}}\n")
+    args = [x for flag, path in reports.items() for x in (flag, str(path))]
+    result = cli(["run", str(bad), *args])
+    assert result.returncode == 2
+    assert [p for p in reports.values() if p.exists()] == []
+
+
+def test_ctrl_c_leaves_no_earlier_report(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    reports = _stale_reports(tmp_path)
+    suite = tmp_path / "slow.yaml"
+    started = tmp_path / "started"
+    suite.write_text(
+        "version: 1\nservices:\n  app:\n"
+        f"    command: [python3, -c, \"open('{started}', 'w').close(); import time; time.sleep(60)\"]\n"
+        "scenarios:\n  slow:\n    steps:\n      - sleep: 60s\n"
+    )
+    args = [x for flag, path in reports.items() for x in (flag, str(path))]
+    proc = subprocess.Popen([sys.executable, "-m", "redtest", "run", str(suite), *args],
+                            env=dict(os.environ, NO_COLOR="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # into the sleep step
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert [p for p in reports.values() if p.exists()] == []
