@@ -115,10 +115,11 @@ class HttpInterface:
         check_arguments("http", method, args)
         verb = str(args["method"]).upper() if method == "request" else method.upper()
         kwargs: dict[str, Any] = {}
-        if args.get("json") is not None and args.get("body") is not None:
+        if "json" in args and args.get("body") is not None:
             raise ValueError(f"{method}: give either json or body, not both")
-        if args.get("json") is not None:
-            kwargs["json"] = args["json"]
+        if "json" in args:
+            # `json: null` sends JSON null (requests would read json=None as "no body")
+            kwargs["data"] = jsonlib.dumps(args["json"]).encode()
         body = args.get("body")
         if body is not None:
             if isinstance(body, (dict, list)):
@@ -128,6 +129,8 @@ class HttpInterface:
         if not isinstance(headers, Mapping):
             raise ValueError(f"{method}: headers must be a mapping")
         kwargs["headers"] = {str(k): str(v) for k, v in headers.items()}
+        if "json" in args and not any(k.lower() == "content-type" for k in kwargs["headers"]):
+            kwargs["headers"]["Content-Type"] = "application/json"
         if body is not None and not any(k.lower() == "content-type" for k in kwargs["headers"]):
             kwargs["headers"]["Content-Type"] = "text/plain; charset=utf-8"
         params = args.get("params") or {}

@@ -110,6 +110,14 @@ def test_each_method_with_a_json_body(api: HttpInterface, method: str) -> None:
     assert isinstance(r.duration_ms, int) and r.duration_ms >= 0
 
 
+def test_json_null_is_sent_as_json_null(api: HttpInterface) -> None:
+    """`json: null` is a YAML value like any other: the body is `null`, typed JSON
+    (requests reads json=None as "no body")."""
+    r = api.call("post", {"path": "/echo", "json": None})
+    assert r.ok, r.error
+    assert (r.data["body"], r.data["content_type"]) == ("null", "application/json")
+
+
 @pytest.mark.parametrize("method", ["get", "post", "put", "delete"])
 def test_each_method_with_a_text_body(api: HttpInterface, method: str) -> None:
     r = api.call(method, {"path": "echo", "body": "hello ✓"})
