@@ -214,6 +214,7 @@ def run(
     from redtest.runner import run as run_suites
 
     reports = {"JUnit XML": junit_xml, "JSON": json_path, "HTML": html}
+    _check_reports_are_not_inputs(reports, paths)
     for kind, target in reports.items():
         if target:
             _check_report_path(kind, target)
@@ -247,16 +248,39 @@ def _reporters(*, verbose: int, no_color: bool, matrix: bool) -> list[Any]:
     return [ConsoleReporter(console, verbosity=verbose, matrix=matrix)]
 
 
+def _check_reports_are_not_inputs(reports: dict[str, str | None], paths: tuple[str, ...]) -> None:
+    """`--json suite.yaml other.yaml` (the report's own name forgotten) must not replace
+    a suite with a report: refuse a report path that is one of the files to run."""
+    from redtest.spec.build import find_suite_files
+
+    inputs = {p.resolve() for p in find_suite_files(Path(p) for p in paths)}
+    for kind, target in reports.items():
+        if target and Path(target).resolve() in inputs:
+            _fail(
+                f"the {kind} report would be written to {target}, which is a suite file of "
+                "this run; give the report its own file name",
+                2,
+            )
+
+
 def _check_report_path(kind: str, target: str) -> None:
     """Fail before anything runs when a report could not be written where asked."""
     path = Path(target).absolute()
     folder = path.parent
-    while not folder.exists():  # the writers create missing folders
-        folder = folder.parent
+    if not folder.exists():  # the writers would create it: create it now, or fail now
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fail(f"cannot write the {kind} report to {target}: {exc.strerror or exc}", 2)
     if not folder.is_dir():
         _fail(f"cannot write the {kind} report to {target}: {folder} is a file, not a folder", 2)
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         _fail(f"cannot write the {kind} report to {target}: permission denied", 2)
+
+
+# How each report's file starts: an existing file at a report path is replaced only
+# when it looks like such a report (or is empty), never a suite or anything else.
+_REPORT_STARTS = {"JUnit XML": (b"<?xml", b"<testsuites"), "JSON": (b"{",), "HTML": (b"<!doctype html", b"<html")}
 
 
 def _remove_old_reports(reports: dict[str, str | None]) -> None:
@@ -265,11 +289,23 @@ def _remove_old_reports(reports: dict[str, str | None]) -> None:
             continue
         path = Path(target)
         # Only plain files: /dev/stdout or a symlink the user set up must stay as they are.
-        if path.is_file() and not path.is_symlink():
-            try:
-                path.unlink()
-            except OSError as exc:
-                _fail(f"cannot replace the {kind} report {target}: {exc.strerror or exc}", 2)
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            with path.open("rb") as f:
+                head = f.read(512).lstrip().lower()
+        except OSError as exc:
+            _fail(f"cannot replace the {kind} report {target}: {exc.strerror or exc}", 2)
+        if head and not head.startswith(_REPORT_STARTS[kind]):
+            _fail(
+                f"{target} exists and is not a {kind} report; redtest will not replace it "
+                "(a report option followed by a suite, its own file name forgotten?)",
+                2,
+            )
+        try:
+            path.unlink()
+        except OSError as exc:
+            _fail(f"cannot replace the {kind} report {target}: {exc.strerror or exc}", 2)
 
 
 def _write_reports(result: Any, reports: dict[str, str | None]) -> list[str]:

@@ -103,6 +103,15 @@ _first = itemgetter(0)
 _UNKNOWN = object()  # no plan computed yet for a command name
 
 
+def _hello_name(argv: list[bytes]) -> bytes | None:
+    """The name a HELLO sets (`HELLO 3 SETNAME x`), or None."""
+    name = None
+    for i in range(2, len(argv) - 1):
+        if argv[i].upper() == b"SETNAME":
+            name = argv[i + 1]
+    return name
+
+
 def _valid_name(name: bytes) -> bool:
     """Redis' rule for client names: no spaces, newlines or other special characters."""
     return all(0x21 <= c <= 0x7E for c in name)
@@ -177,6 +186,7 @@ class ClientConnection(asyncio.Protocol):
         self.poisoned = False  # an error was injected inside MULTI: EXEC must abort
         self.multi_name: bytes | None = None  # CLIENT SETNAME queued in MULTI
         self.multi_reply: bytes | None = None  # CLIENT REPLY mode queued in MULTI
+        self.multi_proto: bytes | None = None  # HELLO 2|3 queued in MULTI
         self.awaiting_name: _Marker | None = None  # suspended until this marker settles
         # RESP3 (un)subscribe confirmations are pushes the FIFO does not count: an answer
         # injected after such a command must wait for them (_after_confirmations)
@@ -922,13 +932,14 @@ class ClientConnection(asyncio.Protocol):
             n = 0 if self.skip_next and not self.reply_off else 1
             self.resp3 = self.reply_off = self.in_multi = self.poisoned = False
             self.resp3_subscribed = self.tracking = False
-            self.multi_name = self.multi_reply = None
+            self._forget_queued()
             self.skip_next = 0
             self._set_name(b"")
             return n
         if name == b"EXEC":
-            multi_name, multi_reply = self.multi_name, self.multi_reply
-            self.multi_name = self.multi_reply = None
+            multi_name, multi_reply, multi_proto = self.multi_name, self.multi_reply, self.multi_proto
+            self._forget_queued()
+            resp3 = None if multi_proto is None else multi_proto == b"3"
             if self.poisoned:
                 self.in_multi = self.poisoned = False
                 return _SILENT_DISCARD if self._muted(1) == 0 else _EXEC_ABORT
@@ -938,18 +949,22 @@ class ClientConnection(asyncio.Protocol):
                 # array header it never fills): replies cannot be counted from here on.
                 if multi_name is not None:
                     self._set_name(multi_name)
+                if resp3 is not None:
+                    self.resp3 = resp3
                 self._reply_mode(multi_reply)
                 return self._going_opaque()
-            return self._naming(multi_name)
+            if resp3 is False and self.resp3_subscribed:
+                return self._going_opaque()  # as for HELLO 2 outside MULTI (below)
+            return self._naming(multi_name, resp3)
         if name == b"DISCARD":
             self.in_multi = self.poisoned = False
-            self.multi_name = self.multi_reply = None
+            self._forget_queued()
             return self._muted(1)
         if name == b"MULTI":
             if not self.in_multi:
                 self.in_multi = True
                 self.poisoned = False
-                self.multi_name = self.multi_reply = None
+                self._forget_queued()
             return self._muted(1)
         if self.in_multi:
             if name == b"CLIENT" and n == 3:  # queued: they take effect with EXEC
@@ -961,12 +976,15 @@ class ClientConnection(asyncio.Protocol):
             if name == b"CLIENT" and n > 2 and argv[1].upper() == b"TRACKING":
                 # takes effect with EXEC, if at all: a barrier too many is only a PONG
                 self.tracking = self.tracking or argv[2].upper() == b"ON"
+            if name == b"HELLO" and n > 1 and argv[1] in (b"2", b"3"):
+                new_name = _hello_name(argv)
+                if new_name is None or _valid_name(new_name):  # else EXEC holds its error
+                    self.multi_proto = argv[1]
+                    if new_name is not None:
+                        self.multi_name = new_name
             return self._muted(1)  # queued: +QUEUED; effects happen at EXEC
         if name == b"HELLO":
-            new_name = None
-            for i in range(2, n - 1):
-                if argv[i].upper() == b"SETNAME":
-                    new_name = argv[i + 1]
+            new_name = _hello_name(argv)
             if n > 1 and argv[1] == b"2" and self.resp3_subscribed:
                 # Back to RESP2 while (maybe) subscribed: messages are plain arrays now,
                 # which cannot be told from replies, as after a RESP2 SUBSCRIBE.
@@ -1006,6 +1024,10 @@ class ClientConnection(asyncio.Protocol):
         if name in (b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE"):
             self.resp3_subscribed = True
         return self._muted(0)
+
+    def _forget_queued(self) -> None:
+        """MULTI, EXEC, DISCARD, RESET: what the transaction queued is done with."""
+        self.multi_name = self.multi_reply = self.multi_proto = None
 
     def _going_opaque(self) -> Any:
         """Replies cannot be counted from this command on: injected answers go at once,

@@ -422,8 +422,11 @@ def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
 
 
 # A block-sequence item that YAML splits at ': ' although the user meant one expression:
-# plain (not quoted, not flow), with a '(' before its first ': '.
-_SPLIT_ITEM = re.compile(r"( *)- +([^\s'\"{\[#&*!|>%@`][^(:]*\(.*?: .*?)\s*\Z")
+# plain (not quoted, not flow), holding ': ', either after a '(' (`assert_eq(r, {"a": 1})`)
+# or in an item of an `expect:` list (`r.data == {"a": 1}`; see _under_expect).
+_SPLIT_ITEM = re.compile(r"( *)- +([^\s'\"{\[#&*!|>%@`].*?: .*?)\s*\Z")
+_CALL_BEFORE_COLON = re.compile(r"[^:]*\(")
+_EXPECT_KEY = re.compile(r" *(?:- +)?expect: *(?:#.*)?\Z")
 _SPLIT_CANDIDATES = 4  # items tried, nearest first: each try re-parses the file
 
 
@@ -455,6 +458,8 @@ def _split_item(text: str, exc: yaml.YAMLError) -> tuple[int, int, str] | None:
         if not match:
             continue
         item = match.group(2)
+        if not _CALL_BEFORE_COLON.match(item) and not _under_expect(lines, number, len(match.group(1))):
+            continue  # a plain mapping in a list (a step, say), as meant
         fixed = [*lines[:number], f"{match.group(1)}- {quote_item(item)}", *lines[number + 1 :]]
         try:
             for _ in yaml.parse("\n".join(fixed), Loader=yaml.SafeLoader):
@@ -468,6 +473,19 @@ def _split_item(text: str, exc: yaml.YAMLError) -> tuple[int, int, str] | None:
                 continue
         return number + 1, match.start(2) + 1, item
     return None
+
+
+def _under_expect(lines: list[str], number: int, indent: int) -> bool:
+    """Whether the list item on line `number` (its '-' at `indent`) belongs to `expect:`."""
+    for line in reversed(lines[:number]):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if len(line) - len(line.lstrip(" ")) < indent or (
+            len(line) - len(line.lstrip(" ")) == indent and not stripped.startswith("-")
+        ):
+            return bool(_EXPECT_KEY.match(line))
+    return False
 
 
 def _failure(exc: yaml.YAMLError) -> str:

@@ -67,8 +67,6 @@ def session(rng: random.Random) -> list[bytes]:
             commands.append(b"CLIENT REPLY " + rng.choice([b"OFF", b"ON", b"SKIP"]))
         else:
             command = rng.choice(PLAIN)
-            if in_multi and command.startswith(b"HELLO"):  # a protocol switch inside EXEC
-                continue
             commands.append(command)
             in_multi = in_multi and command != b"RESET"
     if in_multi:
@@ -100,7 +98,8 @@ def replacing(instead: dict[bytes, bytes], first: int = 0, count: int | None = N
 
 def replacing_when_named_worker(commands: list[bytes]) -> list[bytes]:
     """GET k answered while the connection's name is worker-*: a name set inside MULTI
-    holds from EXEC on (DISCARD, or EXECABORT after FOO, drops it)."""
+    (CLIENT SETNAME or HELLO SETNAME) holds from EXEC on (DISCARD, or EXECABORT after
+    FOO, drops it)."""
     out, name, queued, in_multi, aborted = [], b"", None, False, False
     for c in commands:
         if c == b"RESET":
@@ -119,7 +118,10 @@ def replacing_when_named_worker(commands: list[bytes]) -> list[bytes]:
             else:
                 name = c.split()[2]
         elif c.startswith(b"HELLO 3 SETNAME "):
-            name = c.split()[3]
+            if in_multi:
+                queued = c.split()[3]
+            else:
+                name = c.split()[3]
         elif c == b"GET k" and name.startswith(b"worker-"):
             c = b"ECHO fake"
         out.append(c)
@@ -134,6 +136,8 @@ VARIANTS = {
     ),
     # the server's own refusal, at queue time in MULTI too (EXECABORT)
     "error": (rule(ErrorEffect(ARITY), command="GET"), replacing({b"GET k": b"GET"})),
+    # nil is `$-1` or `_` as the protocol is (HELLO, also queued in MULTI; RESET)
+    "nil": (rule(ResponseEffect(None), command="GET"), replacing({b"GET k": b"GET nokey"})),
     "delay": (rule(DelayEffect(0.003), command="GET"), replacing({})),
     "key": (rule(ResponseEffect("fake"), key="k"), replacing(dict.fromkeys(KEYED, b"ECHO fake"))),
     "client": (

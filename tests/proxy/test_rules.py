@@ -507,3 +507,23 @@ def test_an_argument_longer_than_redis_takes_is_left_to_the_server(
     [reply] = raw.read()
     assert isinstance(reply, hiredis.ReplyError) and "invalid bulk length" in str(reply)
     assert raw.closed()
+
+
+def test_hello_queued_in_multi_takes_effect_with_exec(proxy: FaultProxy, raw: RawClient) -> None:
+    """HELLO inside MULTI switches the protocol, and names the connection, when EXEC runs
+    it: an injected nil is then RESP3's `_`, and a `client` rule sees the name."""
+    proxy.set_rules(
+        [
+            rule(ErrorEffect("ERR named"), command="GET", client="job*"),
+            rule(ResponseEffect(None), command="GET"),
+        ]
+    )
+    raw.send(b"GET x\r\nMULTI\r\nHELLO 3\r\nEXEC\r\nGET x\r\nECHO end\r\n")
+    got = b""
+    while not got.endswith(b"$3\r\nend\r\n"):
+        got += raw.sock.recv(65536)
+    assert got.startswith(b"$-1\r\n+OK\r\n+QUEUED\r\n*1\r\n%")  # EXEC holds HELLO's map
+    assert got.endswith(b"\r\n_\r\n$3\r\nend\r\n")
+    raw.send(b"MULTI\r\nHELLO 2 SETNAME job1\r\nEXEC\r\nGET x\r\n")
+    replies = raw.read(4)
+    assert str(replies[-1]) == "ERR named"

@@ -297,9 +297,23 @@ def test_service_start_failure_is_exit_3(cli, tmp_path) -> None:
 
 def _stale_reports(tmp_path: Path) -> dict[str, Path]:
     reports = {"--json": tmp_path / "r.json", "--junit-xml": tmp_path / "r.xml", "--html": tmp_path / "r.html"}
-    for path in reports.values():
-        path.write_text("an earlier run's report")
+    reports["--json"].write_text('{"earlier": "run"}')
+    reports["--junit-xml"].write_text('<?xml version="1.0"?><testsuites/>')
+    reports["--html"].write_text("<!DOCTYPE html><html></html>")
     return reports
+
+
+def test_a_report_option_never_replaces_a_suite(cli, tmp_path) -> None:
+    """`--json a.yaml b.yaml`: the report's own name forgotten, the option takes a suite;
+    it must not be deleted (nor overwritten), and nothing runs."""
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    for suite in (a, b):
+        suite.write_text("version: 1\nscenarios: {s: {steps: [{sleep: 1ms}]}}\n")
+    result = cli(["run", "--json", str(a), str(b)])
+    assert result.returncode == 2 and "is not a JSON report" in result.stderr, result.stderr
+    result = cli(["run", str(b), "--junit-xml", str(b)])
+    assert result.returncode == 2 and "is a suite file of this run" in result.stderr, result.stderr
+    assert a.read_text().startswith("version: 1") and b.read_text().startswith("version: 1")
 
 
 def test_a_run_that_writes_no_report_leaves_no_earlier_one(cli, tmp_path) -> None:

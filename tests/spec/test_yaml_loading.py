@@ -90,3 +90,14 @@ def test_a_fifo_or_a_device_is_not_called_a_missing_include(cli, tmp_path: Path)
         result = cli(["validate", str(path)])
         assert result.returncode == 2, result.stderr
         assert kind in result.stderr and "not found" not in result.stderr, result.stderr
+
+
+def test_a_bare_comparison_in_expect_split_at_a_colon_gets_the_quoted_form() -> None:
+    text = (
+        "version: 1\nscenarios:\n  s:\n    steps:\n      - cache.main.get: {key: k}\n"
+        "        expect:\n          - r.ok\n    expect:\n"
+        '      - r.data == {"value": "PONG"}\n      - r.ok\n'
+    )
+    e = error(text)
+    assert (e.location.line, e.location.col) == (9, 9), e
+    assert """- 'r.data == {"value": "PONG"}'""" in e.message
