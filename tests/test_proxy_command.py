@@ -76,3 +76,29 @@ def test_bad_address_is_a_usage_error(cli) -> None:
     result = cli(["proxy", "--upstream", "localhost"])
     assert result.returncode == 2
     assert "--upstream takes HOST:PORT" in result.stderr
+
+
+def test_faults_go_on_when_the_output_is_gone(server, tmp_path) -> None:
+    """`redtest proxy ... | head -3`: once head exits, printing a hit failed on the loop
+    thread and the client lost its connection instead of getting its fault."""
+    faults = tmp_path / "faults.yaml"
+    faults.write_text(FAULTS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redtest", "proxy", "--upstream", f"127.0.0.1:{server}",
+         "--faults", str(faults), "--fault", "set_fails"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        first = proc.stdout.readline()
+        address = first.split("listening on ")[1].split(" ->")[0]
+        host, port = address.rsplit(":", 1)
+        proc.stdout.close()  # the reader is gone: writes now fail with EPIPE
+        client = redis.Redis(host=host, port=int(port))
+        for _ in range(3):
+            with pytest.raises(redis.ReadOnlyError):
+                client.set("k", "v")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        proc.stderr.close()

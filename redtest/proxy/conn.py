@@ -103,6 +103,11 @@ _first = itemgetter(0)
 _UNKNOWN = object()  # no plan computed yet for a command name
 
 
+def _refuses_ping(reply: bytes) -> bool:
+    """The server's ACL refusal of the proxy's own PING (`-NOPERM ... 'ping' command`)."""
+    return reply.startswith(b"-NOPERM") and b"'ping'" in reply
+
+
 def _hello_name(argv: list[bytes]) -> bytes | None:
     """The name a HELLO sets (`HELLO 3 SETNAME x`), or None."""
     name = None
@@ -522,7 +527,8 @@ class ClientConnection(asyncio.Protocol):
             elif head.kind == _PONG:
                 reply = head.head + data[prev:end]  # it may have begun in a chunk before
                 head.head = b""
-                if reply == b"+PONG\r\n":
+                if reply == b"+PONG\r\n" or _refuses_ping(reply):
+                    # (refused by an ACL that does not allow PING: the answer is as late)
                     fifo.popleft()
                     self._run_heads()
                 else:  # an (un)subscribe refused: its error, in its place
@@ -843,9 +849,12 @@ class ClientConnection(asyncio.Protocol):
 
     # -- decisions -----------------------------------------------------------------
 
-    def _decide(self, argv: list[bytes], forced: bool, start: int = 0, keys: Any = None) -> Any:
+    def _decide(
+        self, argv: list[bytes], forced: bool, start: int = 0, keys: Any = None, rules: Any = None
+    ) -> Any:
         """What to do with one command: an int (forward, N replies owed) or an action tuple."""
-        rules = self.proxy.rules
+        if rules is None:
+            rules = self.proxy.rules
         if rules and not forced:
             hit = rules.match(argv, self.name, self.proxy.keys_of, start, keys)
             if hit is not None:
@@ -898,8 +907,12 @@ class ClientConnection(asyncio.Protocol):
         if type(eff) is DropEffect:
             if eff.mode == "blackhole":
                 return ("blackhole",)
-            if eff.mode == "lose_reply":  # (muted: no reply will come to be lost)
-                return ("lose", self._muted(1) == 0)
+            if eff.mode == "lose_reply":
+                # Muted, no reply will come to be lost; a special command's own count
+                # (a RESP3 SUBSCRIBE's pushes, CLIENT REPLY OFF) is not worth working out:
+                # either way a barrier tells when the server has run it.
+                muted = self._muted(1) == 0
+                return ("lose", muted or argv[0].upper() in _SPECIAL)
         return ("close",)  # drop close, down
 
     def _answer(self, argv: list[bytes], eff: ErrorEffect | ResponseEffect) -> Any:
@@ -944,6 +957,8 @@ class ClientConnection(asyncio.Protocol):
                 self.in_multi = self.poisoned = False
                 return _SILENT_DISCARD if self._muted(1) == 0 else _EXEC_ABORT
             self.in_multi = False
+            if multi_reply == b"ON" and not self.reply_off and not self.skip_next:
+                multi_reply = None  # replies were on: nothing changes
             if multi_reply is not None:
                 # CLIENT REPLY run inside EXEC cuts EXEC's own reply short (Redis sends an
                 # array header it never fills): replies cannot be counted from here on.
@@ -1056,9 +1071,8 @@ class ClientConnection(asyncio.Protocol):
             self.skip_next = 0
         elif mode == b"OFF":
             self.reply_off = True
-        else:  # SKIP inside EXEC: which reply goes missing is not worth guessing
-            self.opaque = True
-            self._run_heads()
+        # SKIP inside EXEC: which reply goes missing is not worth guessing; counting
+        # stops with the _OPAQUE marker EXEC pushes, once the replies before it are out
 
     def _apply(self, argv: list[bytes], raw: bytes, d: Any) -> bool:
         """Carry out a decision; False when processing must stop (suspended or closing)."""
@@ -1115,11 +1129,15 @@ class ClientConnection(asyncio.Protocol):
         elif kind == "delay":
             self._suspend()
             loop = asyncio.get_running_loop()
-            self.timer = loop.call_later(d[1], self._resume, argv, raw, d[2] + 1, None)
+            self.timer = loop.call_later(
+                d[1], self._resume, argv, raw, d[2] + 1, None, self.proxy.rules
+            )
             return False
         elif kind == "getkeys":
             self._suspend()
-            asyncio.get_running_loop().create_task(self._lookup_keys(argv, raw, d[1]))
+            asyncio.get_running_loop().create_task(
+                self._lookup_keys(argv, raw, d[1], self.proxy.rules)
+            )
             return False
         return True
 
@@ -1144,21 +1162,18 @@ class ClientConnection(asyncio.Protocol):
         self._push(_Marker(_PONG))
 
     def _close_once_server_answers(self) -> None:
-        """Close when replies are off or the next is skipped, so that no reply orders the
-        close: have the server answer again (CLIENT REPLY ON; in a transaction, DISCARD
-        first, as the close would), send a PING and close on its PONG, which the server
-        writes after everything sent before it has run, and after any RESP3 confirmation
-        pushes. Closing at once would lose commands the server has not run yet: those
-        queued behind a BLPOP are dropped when the connection ends."""
+        """Close when no reply is known to order the close (replies off, the next one
+        skipped, or a command whose own answer is not counted): have the server answer
+        again (CLIENT REPLY ON; in a transaction, DISCARD first, as the close would), send
+        a PING, and close on the first answer after what was sent before, which the
+        server writes once all of it has run (and after any RESP3 confirmation pushes).
+        Closing at once would lose commands the server has not run yet: those queued
+        behind a BLPOP are dropped when the connection ends."""
         if self.in_multi:
             self._up(_DISCARD)
-        if self.reply_off:
-            self._up(_REPLY_ON)
-            self._push(_Marker(_REPLACE, b""))  # its +OK
-        elif self.skip_next:
-            self._up(_REPLY_ON)  # the server's pending SKIP takes its reply
+        self._up(_REPLY_ON)  # answered +OK, unless a pending SKIP takes its reply
         self._up(_PING)
-        self._push(_Marker(_LOSE))  # the PONG is swallowed, then close
+        self._push(_Marker(_LOSE))  # the first answer is swallowed, then close
 
     def _die(self) -> None:
         """No more client input is read or forwarded on this connection."""
@@ -1171,17 +1186,19 @@ class ClientConnection(asyncio.Protocol):
         self.suspended = True
         self._flush_up()
 
-    async def _lookup_keys(self, argv: list[bytes], raw: bytes, start: int) -> None:
+    async def _lookup_keys(self, argv: list[bytes], raw: bytes, start: int, rules: Any) -> None:
         keys = await self.proxy.getkeys(argv)
-        self._resume(argv, raw, start, keys)
+        self._resume(argv, raw, start, keys, rules)
 
-    def _resume(self, argv: list[bytes], raw: bytes, start: int, keys: Any) -> None:
+    def _resume(self, argv: list[bytes], raw: bytes, start: int, keys: Any, rules: Any) -> None:
         """After a delay (matching goes on after the delay rule) or a key lookup."""
         self.timer = None
         if self.dead:
             return
         self.suspended = False
-        d = self._decide(argv, False, start, keys)
+        # Matching goes on in the set that began it, even if another is on by now: a
+        # command is judged by one set (its rule positions mean nothing in another).
+        d = self._decide(argv, False, start, keys, rules)
         if self._apply(argv, raw, d):
             self._drain()
         self._flush_up()

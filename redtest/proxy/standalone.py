@@ -23,9 +23,14 @@ def serve(
 ) -> None:
     """Proxy `listen` -> `upstream` with `rules` active; print the address and, unless quiet, each hit."""
 
+    printing = [not quiet]
+
     def on_hit(index: int, rule: Rule) -> None:
-        if not quiet:
-            echo(f"hit rule {index + 1}: {rule.describe()}")
+        if printing[0]:
+            try:
+                echo(f"hit rule {index + 1}: {rule.describe()}")
+            except OSError:  # stdout gone (`| head`): the faults go on, unprinted
+                printing[0] = False
 
     stop = threading.Event()
     proxy = FaultProxy(upstream[0], upstream[1], listen[0], listen[1], on_hit=on_hit)

@@ -267,3 +267,24 @@ def test_random_sessions_with_replies_split_every_3_bytes(
         dribbled.dribble.set()
         got = exchange(proxy.address, commands, random.Random(seed))
     assert got == want, commands
+
+
+def test_a_barrier_ping_refused_by_an_acl_still_lets_the_answer_through(
+    proxy: FaultProxy, direct: redis.Redis
+) -> None:
+    """An application user not allowed PING: the barrier's -NOPERM took the place of the
+    injected answer, and everything queued behind it waited forever."""
+    direct.execute_command(
+        "ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@read", "+@write", "+@pubsub",
+        "+hello", "+auth",
+    )
+    try:
+        proxy.set_rules([rule(ErrorEffect("ERR injected"), command="GET", key="k")])
+        raw = RawClient(proxy.address)
+        raw.send(b"HELLO 3 AUTH app pw\r\nSUBSCRIBE ch\r\nGET k\r\nSET a 1\r\n")
+        hello, confirmation, injected, ok = raw.read(4)
+        assert confirmation == [b"subscribe", b"ch", 1]
+        assert str(injected) == "ERR injected" and ok == b"OK"
+        raw.close()
+    finally:
+        direct.execute_command("ACL", "DELUSER", "app")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import threading
@@ -527,3 +528,49 @@ def test_hello_queued_in_multi_takes_effect_with_exec(proxy: FaultProxy, raw: Ra
     raw.send(b"MULTI\r\nHELLO 2 SETNAME job1\r\nEXEC\r\nGET x\r\n")
     replies = raw.read(4)
     assert str(replies[-1]) == "ERR named"
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        b"CLIENT REPLY OFF\r\n",  # the dropped command itself turns replies off
+        b"HELLO 3\r\nSUBSCRIBE ch\r\n",  # answered by pushes only
+        b"MULTI\r\n",
+    ],
+)
+def test_drop_lose_reply_closes_after_a_command_with_no_counted_reply(
+    proxy: FaultProxy, direct: redis.Redis, raw: RawClient, session: bytes
+) -> None:
+    """lose_reply on CLIENT REPLY OFF or a RESP3 SUBSCRIBE waited for a reply that never
+    came: the connection stayed open. A barrier now marks when the server has run it."""
+    name = session.split(b"\r\n")[-2].split()[0].decode()
+    proxy.set_rules([rule(DropEffect("lose_reply"), command=name)])
+    raw.send(session)
+    raw.sock.settimeout(2)
+    with contextlib.suppress(ConnectionResetError):  # what came before (HELLO's map), then the end
+        while raw.sock.recv(65536):
+            pass
+    assert proxy.hit_counts() == [1]
+
+
+def test_a_delayed_command_is_judged_to_the_end_by_the_set_that_delayed_it(
+    proxy: FaultProxy, raw: RawClient
+) -> None:
+    """The set switched during the delay: matching went on in the new set from the old
+    set's rule position (here: skipping new rule 0, crediting new rule 1)."""
+    proxy.set_rules([rule(DelayEffect(0.3), command="GET"), rule(ErrorEffect("ERR old1"), command="GET")])
+    raw.send(b"GET k\r\n")
+    time.sleep(0.1)
+    proxy.set_rules([rule(ErrorEffect("ERR new0"), command="GET"), rule(ErrorEffect("ERR new1"), command="GET")])
+    assert [str(e) for e in raw.read()] == ["ERR old1"]
+    assert proxy.hit_counts() == [0, 0]
+
+
+def test_client_reply_on_queued_in_multi_keeps_replies_counted(
+    proxy: FaultProxy, raw: RawClient
+) -> None:
+    """With replies on, CLIENT REPLY ON inside MULTI changes nothing; the connection used to
+    stop counting, and an injected answer could overtake earlier replies."""
+    proxy.set_rules([rule(ResponseEffect("fake"), command="GET", key="k")])
+    raw.send(b"MULTI\r\nCLIENT REPLY ON\r\nEXEC\r\nGET k\r\nPING\r\n")
+    assert raw.read(5) == [b"OK", b"QUEUED", [b"OK"], b"fake", b"PONG"]
