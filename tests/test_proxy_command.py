@@ -93,7 +93,7 @@ def test_faults_go_on_when_the_output_is_gone(server, tmp_path) -> None:
         first = proc.stdout.readline()
         address = first.split("listening on ")[1].split(" ->")[0]
         host, port = address.rsplit(":", 1)
-        proc.stdout.close()  # the reader is gone: writes now fail with EPIPE
+        proc.stdout.close()  # the reader is gone (as after `| head -1`): writes fail, EPIPE
         client = redis.Redis(host=host, port=int(port))
         for _ in range(3):
             with pytest.raises(redis.ReadOnlyError):

@@ -23,14 +23,18 @@ def serve(
 ) -> None:
     """Proxy `listen` -> `upstream` with `rules` active; print the address and, unless quiet, each hit."""
 
-    printing = [not quiet]
+    printing = [True]
 
-    def on_hit(index: int, rule: Rule) -> None:
+    def say(line: str) -> None:
         if printing[0]:
             try:
-                echo(f"hit rule {index + 1}: {rule.describe()}")
-            except OSError:  # stdout gone (`| head`): the faults go on, unprinted
+                echo(line)
+            except OSError:  # stdout gone (`| head`): the proxy goes on, unprinted
                 printing[0] = False
+
+    def on_hit(index: int, rule: Rule) -> None:
+        if not quiet:
+            say(f"hit rule {index + 1}: {rule.describe()}")
 
     stop = threading.Event()
     proxy = FaultProxy(upstream[0], upstream[1], listen[0], listen[1], on_hit=on_hit)
@@ -46,9 +50,9 @@ def serve(
             previous = signal.signal(signal.SIGTERM, on_term)
         proxy.set_rules(list(rules))
         host, port = proxy.address
-        echo(f"redtest proxy listening on {host}:{port} -> {upstream[0]}:{upstream[1]}")
+        say(f"redtest proxy listening on {host}:{port} -> {upstream[0]}:{upstream[1]}")
         for i, rule in enumerate(rules):
-            echo(f"  rule {i + 1}: {rule.describe()}")
+            say(f"  rule {i + 1}: {rule.describe()}")
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
