@@ -104,6 +104,9 @@ def _split_inline(line: bytes) -> list[bytes]:
                     i += 2
                     continue
                 if c == quote:
+                    # Redis refuses `"k"x` (unbalanced quotes) and closes: so it must see it
+                    if i + 1 < n and line[i + 1] not in b" \t\r\n":
+                        raise RespError("unbalanced quotes in an inline command")
                     quote = 0
                     i += 1
                     break
@@ -115,6 +118,8 @@ def _split_inline(line: bytes) -> list[bytes]:
             else:
                 cur.append(c)
             i += 1
+        if quote:
+            raise RespError("unbalanced quotes in an inline command")
         args.append(bytes(cur))
 
 

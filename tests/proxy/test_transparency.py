@@ -6,6 +6,7 @@ import resource
 import threading
 import time
 
+import hiredis
 import pytest
 import redis
 
@@ -399,3 +400,16 @@ def test_inline_command_between_held_chunks_keeps_the_framing(
     time.sleep(0.5)  # the pause ends: the held chunks are read
     raw.send(second[9:] + get)
     assert raw.read(7) == [b"OK", b"fake", b"PONG", b"inline", b"resp1", b"resp2", b"fake"]
+
+
+@pytest.mark.parametrize("line", [b'GET "k"x\r\n', b'GET "k\r\n', b"GET 'k\r\n"])
+def test_an_inline_command_with_unbalanced_quotes_is_refused_by_the_server(
+    proxy: FaultProxy, raw: RawClient, line: bytes
+) -> None:
+    """The proxy read `GET "k"x` as `GET k x`, and a rule on GET answered it; Redis refuses
+    unbalanced quotes and closes the connection, and through the proxy it does the same."""
+    proxy.set_rules([rule(ResponseEffect("fake"), command="GET")])
+    raw.send(line)
+    [reply] = raw.read()
+    assert isinstance(reply, hiredis.ReplyError) and "unbalanced" in str(reply)
+    assert raw.closed()
