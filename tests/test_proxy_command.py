@@ -37,15 +37,20 @@ def server(redis_server) -> int:  # type: ignore[no-untyped-def]
     return redis_server.port
 
 
-def test_proxy_applies_faults_from_a_file(server, tmp_path) -> None:
+def _start(server: int, tmp_path: Path) -> subprocess.Popen[str]:
+    """`redtest proxy` with the set_fails fault, output piped."""
     faults = tmp_path / "faults.yaml"
     faults.write_text(FAULTS)
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "redtest", "proxy", "--upstream", f"127.0.0.1:{server}",
          "--faults", str(faults), "--fault", "set_fails"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "NO_COLOR": "1"},
     )
+
+
+def test_proxy_applies_faults_from_a_file(server, tmp_path) -> None:
+    proc = _start(server, tmp_path)
     try:
         first = proc.stdout.readline()
         assert "listening on" in first, first + proc.stderr.read()
@@ -81,14 +86,7 @@ def test_bad_address_is_a_usage_error(cli) -> None:
 def test_faults_go_on_when_the_output_is_gone(server, tmp_path) -> None:
     """`redtest proxy ... | head -3`: once head exits, printing a hit failed on the loop
     thread and the client lost its connection instead of getting its fault."""
-    faults = tmp_path / "faults.yaml"
-    faults.write_text(FAULTS)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "redtest", "proxy", "--upstream", f"127.0.0.1:{server}",
-         "--faults", str(faults), "--fault", "set_fails"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+    proc = _start(server, tmp_path)
     try:
         first = proc.stdout.readline()
         address = first.split("listening on ")[1].split(" ->")[0]

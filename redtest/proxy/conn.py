@@ -1031,13 +1031,12 @@ class ClientConnection(asyncio.Protocol):
                 return self._muted(1)  # an arity error
             if not self.resp3:
                 return self._going_opaque()
+            self.resp3_subscribed = True
         elif not self.resp3:  # UNSUBSCRIBE family outside subscribed mode: arrays
             return self._muted(max(1, n - 1))
         # RESP3: the confirmations are pushes, which a pending SKIP does not hold back
         # but uses up
         self.confirmations_unseen = True
-        if name in (b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE"):
-            self.resp3_subscribed = True
         return self._muted(0)
 
     def _forget_queued(self) -> None:

@@ -91,28 +91,17 @@ APP_SUITE = (
 
 
 @pytest.mark.usefixtures("default_sigint")
-def test_sigint_right_after_spawning_a_redis_server(tmp_path, private_tmp, monkeypatch) -> None:
-    from redtest.services import local
+@pytest.mark.parametrize(("module", "text"), [("local", REDIS_SUITE), ("process", APP_SUITE)])
+def test_sigint_right_after_spawning(tmp_path, private_tmp, monkeypatch, module, text) -> None:
+    """A redis-server (local) or an application (process) spawned, then Ctrl-C at once."""
+    import importlib
 
-    started = _popen_then_sigint(local, monkeypatch)
-    suite = _suite(tmp_path, REDIS_SUITE)
+    started = _popen_then_sigint(importlib.import_module(f"redtest.services.{module}"), monkeypatch)
+    suite = _suite(tmp_path, text)
     with pytest.raises(KeyboardInterrupt), CleanupStack() as stack:
         provision(suite, stack, runtime=None, keep=False)
     assert len(started) == 1
-    assert _gone(started), "the server outlived the interrupt"
-    assert list(private_tmp.iterdir()) == []
-
-
-@pytest.mark.usefixtures("default_sigint")
-def test_sigint_right_after_spawning_an_application(tmp_path, private_tmp, monkeypatch) -> None:
-    from redtest.services import process
-
-    started = _popen_then_sigint(process, monkeypatch)
-    suite = _suite(tmp_path, APP_SUITE)
-    with pytest.raises(KeyboardInterrupt), CleanupStack() as stack:
-        provision(suite, stack, runtime=None, keep=False)
-    assert len(started) == 1
-    assert _gone(started), "the application outlived the interrupt"
+    assert _gone(started), "the child outlived the interrupt"
     assert list(private_tmp.iterdir()) == []
 
 
