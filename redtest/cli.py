@@ -22,6 +22,7 @@ from redtest.errors import RedtestError
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_PATH = "scenarios/"
 EXIT_INTERNAL = 4
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what `git log | head` and other Unix tools end with
 
 
 class Terminated(BaseException):
@@ -37,12 +38,45 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["redtest.debug"] = True  # meta is shared by the whole context chain
+
+
+# Errors say "run again with --debug": users append it to the command they ran
+# (`redtest run scenarios/ --debug`), so every command takes it, as the group does.
+debug_option = click.option("--debug", is_flag=True, expose_value=False, callback=_set_debug,
+                            help="Show Python tracebacks for errors.")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush at exit finds no closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+class StdoutClosed(Exception):
+    """The reader of our standard output went away (`redtest list | head -1`)."""
+
+
+def echo(text: str = "", **kwargs: Any) -> None:
+    """click.echo to stdout; a closed pipe ends the command quietly instead of as a bug."""
+    try:
+        click.echo(text, **kwargs)
+    except BrokenPipeError as exc:
+        raise StdoutClosed() from exc
+
+
 def handles_errors(func: F) -> F:
     """Turn RedtestErrors into one paragraph and an exit status; no traceback unless --debug."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = bool(click.get_current_context().find_root().params.get("debug"))
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug") or ctx.meta.get("redtest.debug"))
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         # Ctrl-C as KeyboardInterrupt, so every `with` block cleans up (redtest._entry
         # installed a quiet exit for the moments before a command runs).
@@ -59,6 +93,9 @@ def handles_errors(func: F) -> F:
         except Terminated:
             click.echo("terminated: everything redtest started has been stopped", err=True)
             sys.exit(143)
+        except StdoutClosed:
+            _silence_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
@@ -95,6 +132,7 @@ def _load(paths: tuple[str, ...]) -> list[Any]:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
+@debug_option
 @handles_errors
 def validate(paths: tuple[str, ...]) -> None:
     """Check files against the schema and their references; start nothing."""
@@ -103,7 +141,7 @@ def validate(paths: tuple[str, ...]) -> None:
         where = ", ".join(str(p) for p in _paths(paths))
         _fail(f"no redtest files (*.yaml, *.yml) found in {where}", 2)
     tests = sum(len(s.scenarios) + len(s.fault_scenarios) for s in suites)
-    click.echo(f"{len(suites)} file(s) valid, {tests} test(s)")
+    echo(f"{len(suites)} file(s) valid, {tests} test(s)")
 
 
 @main.command(name="list")
@@ -111,6 +149,7 @@ def validate(paths: tuple[str, ...]) -> None:
 @click.option("-k", "keyword", help="Only tests whose name matches (substring or glob).")
 @click.option("--tag", "tags", multiple=True, help="Only tests with this tag (repeatable).")
 @click.option("--matrix", is_flag=True, help="Include the scenario × fault matrix cells.")
+@debug_option
 @handles_errors
 def list_tests(paths: tuple[str, ...], keyword: str | None, tags: tuple[str, ...], matrix: bool) -> None:
     """Print the scenarios and fault scenarios that would run."""
@@ -122,36 +161,39 @@ def list_tests(paths: tuple[str, ...], keyword: str | None, tags: tuple[str, ...
     for _, tests in planned:
         for test in tests:
             extra = f"  faults: {', '.join(test.faults)}" if test.faults else ""
-            click.echo(f"{test.id}  [{test.kind}]{extra}")
-    click.echo(f"{sum(len(t) for _, t in planned)} test(s)")
+            echo(f"{test.id}  [{test.kind}]{extra}")
+    echo(f"{sum(len(t) for _, t in planned)} test(s)")
 
 
 @main.command()
+@debug_option
 @handles_errors
 def schema() -> None:
     """Print the JSON Schema of the file format."""
     from redtest.spec.schema import schema_text
 
-    click.echo(schema_text(), nl=False)
+    echo(schema_text(), nl=False)
 
 
 @main.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
+@debug_option
 @handles_errors
 def init(directory: str, force: bool) -> None:
     """Write a small working example suite (with the editor schema modeline)."""
     from redtest.scaffold import write_example
 
     for path in write_example(Path(directory), force=force):
-        click.echo(f"wrote {path}")
-    click.echo(f"run it with: redtest run {directory}")
+        echo(f"wrote {path}")
+    echo(f"run it with: redtest run {directory}")
 
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--all", "everything", is_flag=True,
               help="Stop every kept server of this user, whatever suite kept it.")
+@debug_option
 @handles_errors
 def clean(paths: tuple[str, ...], everything: bool) -> None:
     """Stop the servers and containers that `reuse: true` kept for the suites in PATHS.
@@ -166,9 +208,9 @@ def clean(paths: tuple[str, ...], everything: bool) -> None:
     select = (lambda suite: True) if everything else suites_under(paths or (".",))
     stopped = stop_kept(select)
     for line in stopped:
-        click.echo(f"stopped {line}")
+        echo(f"stopped {line}")
     where = "" if everything else f" under {', '.join(paths or ('.',))}"
-    click.echo(f"stopped {len(stopped)} kept server(s){where}")
+    echo(f"stopped {len(stopped)} kept server(s){where}")
 
 
 @main.command()
@@ -178,6 +220,7 @@ def clean(paths: tuple[str, ...], everything: bool) -> None:
               help="A redtest file whose faults to load.")
 @click.option("--fault", "fault_names", multiple=True, help="A fault of that file to switch on (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Don't print a line per rule hit.")
+@debug_option
 @handles_errors
 def proxy(upstream: str, listen: str, faults_file: str | None, fault_names: tuple[str, ...], quiet: bool) -> None:
     """Run the fault proxy alone in front of any Redis, until Ctrl-C."""
@@ -202,6 +245,7 @@ def proxy(upstream: str, listen: str, faults_file: str | None, fault_names: tupl
 @click.option("-v", "--verbose", count=True, help="Show every step of every test.")
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the summary.")
 @click.option("--no-color", is_flag=True, help="Plain text, no colours (also NO_COLOR=1).")
+@debug_option
 @handles_errors
 def run(
     paths: tuple[str, ...], keyword: str | None, tags: tuple[str, ...], fail_fast: bool,
@@ -214,6 +258,7 @@ def run(
     from redtest.runner import run as run_suites
 
     reports = {"JUnit XML": junit_xml, "JSON": json_path, "HTML": html}
+    _check_reports_are_distinct(reports)
     _check_reports_are_not_inputs(reports, paths)
     for kind, target in reports.items():
         if target:
@@ -246,6 +291,20 @@ def _reporters(*, verbose: int, no_color: bool, matrix: bool) -> list[Any]:
 
     console = make_console(no_color=no_color, quiet=verbose < 0)
     return [ConsoleReporter(console, verbosity=verbose, matrix=matrix)]
+
+
+def _check_reports_are_distinct(reports: dict[str, str | None]) -> None:
+    """Two reports at one path: the second would silently replace the first, and a CI
+    job would read JSON where it expects JUnit XML."""
+    seen: dict[Path, str] = {}
+    for kind, target in reports.items():
+        if not target:
+            continue
+        key = Path(target).resolve()
+        if key in seen:
+            _fail(f"the {seen[key]} and {kind} reports would both be written to {target}; "
+                  "give each report its own file name", 2)
+        seen[key] = kind
 
 
 def _check_reports_are_not_inputs(reports: dict[str, str | None], paths: tuple[str, ...]) -> None:

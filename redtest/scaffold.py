@@ -71,7 +71,11 @@ def write_example(directory: Path, *, force: bool = False) -> list[Path]:
     existing = [p for p in files if p.exists()]
     if existing and not force:
         raise UsageError(f"{existing[0]} already exists; use --force to overwrite")
-    directory.mkdir(parents=True, exist_ok=True)
-    for path, text in files.items():
-        path.write_text(text, encoding="utf-8")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for path, text in files.items():
+            path.write_text(text, encoding="utf-8")
+    except OSError as exc:  # a file in the way, a read-only disk, no permission
+        where = exc.filename or directory
+        raise UsageError(f"cannot write the example suite: {where}: {exc.strerror or exc}") from exc
     return list(files)

@@ -4,7 +4,10 @@ and the example suites under scenarios/."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +179,79 @@ def test_a_matrix_cell_id_as_printed_selects_that_cell(cli) -> None:
     result = cli(["list", "scenarios/faults.yaml", "--matrix", "-k", cell])
     assert result.returncode == 0, result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines() if "::" in line] == [cell]
+
+
+def _many_tests_suite(folder: Path, n: int) -> Path:
+    """A suite of `n` ping scenarios: enough output to fill a pipe."""
+    lines = ["version: 1", "services:", "  cache:", "    interfaces:",
+             "      main: {protocol: redis, port: 6379}", "scenarios:"]
+    for i in range(n):
+        lines += [f"  ping_{i}:", "    steps:", "      - cache.main.ping: {}"]
+    suite = folder / "many.yaml"
+    suite.write_text("\n".join(lines) + "\n")
+    return suite
+
+
+def _popen_redtest(args: list[str]) -> subprocess.Popen[str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
+    return subprocess.Popen([sys.executable, "-m", "redtest", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_list_into_a_pipe_closed_early_ends_quietly(tmp_path) -> None:
+    """`redtest list | head -1` is not a bug in redtest: no "internal error", exit 141 like git."""
+    suite = _many_tests_suite(tmp_path, 3000)
+    proc = _popen_redtest(["list", str(suite)])
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as `head -1` does
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert "ping_0" in first
+    assert "internal error" not in err and "Traceback" not in err
+
+
+def test_run_into_a_pipe_closed_early_still_runs_and_writes_reports(tmp_path) -> None:
+    """`redtest run ... | head -1`: rich would exit 1 at the first line it cannot print,
+    leaving no report; every test still runs and the reports and exit status are the run's."""
+    suite = _many_tests_suite(tmp_path, 40)
+    report = tmp_path / "report.json"
+    proc = _popen_redtest(["run", str(suite), "--runtime", "embedded", "--json", str(report)])
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # closed before redtest prints its first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err
+    data = json.loads(report.read_text())
+    assert data["counts"] == {"total": 40, "passed": 40, "failed": 0, "error": 0, "skipped": 0}
+
+
+def test_debug_is_accepted_after_the_command(cli, tmp_path) -> None:
+    """Errors say "run again with --debug": appended to the command, it must work there too."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = cli(["init", str(blocker / "suite"), "--debug"])
+    assert "No such option" not in result.stderr
+    assert "Traceback" in result.stderr and "NotADirectoryError" in result.stderr
+    ran = cli(["validate", "scenarios/faults.yaml", "--debug"])
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_init_where_it_cannot_write_is_one_clear_error(cli, tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = cli(["init", str(blocker / "suite")])
+    assert result.returncode == 2, result.stderr
+    assert "internal error" not in result.stderr
+    assert f"cannot write the example suite: {blocker / 'suite'}: Not a directory" in result.stderr
+
+
+def test_two_reports_at_one_path_are_refused(cli, tmp_path) -> None:
+    """The JSON report would silently replace the JUnit XML one a CI job then fails to read."""
+    target = tmp_path / "report.out"
+    result = cli(["run", "scenarios/faults.yaml", "--junit-xml", str(target), "--json",
+                  str(tmp_path / "." / "report.out")])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the JUnit XML and JSON reports would both be written to" in result.stderr
+    assert not target.exists() and "passed" not in result.stdout
+

@@ -16,8 +16,10 @@ SLOW_STEP_MS = 250
 
 # ANSI sequences (CSI and OSC) that applications print; they would recolour our output
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
-# control characters (not tab/newline), DEL, C1 and lone surrogates: invalid in XML, invisible in a terminal
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# control characters (not tab/newline), DEL, C1 and lone surrogates: invalid in XML, invisible
+# in a terminal; and the bidi embeddings, overrides and isolates (U+202A-E, U+2066-9): a value
+# holding one would show the rest of its line reversed ("Trojan Source"). RTL text itself stays.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
 
 STATUS_WORD = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 

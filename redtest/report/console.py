@@ -51,6 +51,19 @@ PLAIN_WIDTH = 160  # columns when the output is not a terminal and COLUMNS is un
 OUTPUT_TAIL_LINES = 40  # application output can be long; the end is where the trouble shows
 
 
+class _Console(Console):
+    """A Console that outlives its reader: `redtest run | head` must still run every test,
+    write the reports and exit with the run's status (rich would exit with 1 at once)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # nothing more is printed
+        try:  # and the final flush at exit finds /dev/null instead of the closed pipe
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def make_console(no_color: bool = False, stream: IO[str] | None = None, *, quiet: bool = False) -> Console:
     """A Console that writes plain text (no escape codes at all) when asked, when NO_COLOR
     is set, or when `stream` is not a terminal; `quiet` (-q) asks for plain text too."""
@@ -62,7 +75,7 @@ def make_console(no_color: bool = False, stream: IO[str] | None = None, *, quiet
     # tables to "write_t…"; CI logs and files have room, so use more unless COLUMNS says.
     is_tty = getattr(stream, "isatty", lambda: False)()
     width = None if is_tty or os.environ.get("COLUMNS") else PLAIN_WIDTH
-    return Console(
+    return _Console(
         file=stream,
         color_system=None if plain else "auto",
         no_color=plain,
@@ -235,10 +248,11 @@ class ConsoleReporter(BaseListener):
     def summary_table(self, result: RunResult) -> Table:
         """One row per file, then the total."""
         table = Table(title="summary", box=box.SIMPLE_HEAD, title_justify="left")
-        table.add_column("file")
+        # In a narrow terminal names wrap rather than end in "…": a cut name says nothing
+        table.add_column("file", overflow="fold")
         for name in ("tests", "passed", "failed", "errors", "skipped"):
-            table.add_column(name, justify="right")
-        table.add_column("time", justify="right")
+            table.add_column(name, justify="right", overflow="fold")
+        table.add_column("time", justify="right", no_wrap=True)
         groups = by_file(result.tests)
         for file, tests in groups.items():
             c = count(tests)
@@ -263,10 +277,10 @@ class ConsoleReporter(BaseListener):
     def matrix_table(self, grid: Matrix) -> Table:
         """Scenario rows × fault columns, each cell PASS/FAIL/ERROR/SKIP ('-' when not run)."""
         table = Table(title="matrix: scenario × fault", box=box.SQUARE, title_justify="left")
-        table.add_column("scenario")
-        table.add_column("no fault", justify="center")
+        table.add_column("scenario", overflow="fold")
+        table.add_column("no fault", justify="center", overflow="fold")
         for col in grid.columns:
-            table.add_column(col, justify="center")
+            table.add_column(col, justify="center", overflow="fold")
         for row in grid.rows:
             cells = [self._cell(grid.baseline.get(row))]
             cells += [self._cell(grid.cells.get((row, col))) for col in grid.columns]

@@ -54,3 +54,10 @@ def test_matrix_grid_names_files_when_scenarios_clash(run: RunResult) -> None:
 
 def test_no_grid_without_matrix_cells(clean_run: RunResult) -> None:
     assert matrix_grid(clean_run) is None
+
+
+def test_clean_shows_bidi_overrides_but_keeps_rtl_text() -> None:
+    """U+202E in a value would show the rest of its line reversed on a terminal and in HTML."""
+    assert clean("got \u202eabc") == "got \\u202eabc"
+    assert clean("\u2067x\u2069 \u202a\u202d") == "\\u2067x\\u2069 \\u202a\\u202d"
+    assert clean("שלום مرحبا") == "שלום مرحبا"

@@ -178,3 +178,21 @@ def test_off_a_terminal_names_are_not_cut_to_80_columns(run: RunResult, monkeypa
     assert "…" not in stream.getvalue()
     monkeypatch.setenv("COLUMNS", "100")  # an explicit width still wins
     assert make_console(stream=io.StringIO()).width == 100
+
+
+def test_narrow_terminal_wraps_matrix_and_summary_names_instead_of_cutting_them(run: RunResult) -> None:
+    """At 40 columns the grid read `counte… │ set_f…`: every name must still be all there."""
+    console = Console(file=io.StringIO(), width=40, color_system=None, highlight=False)
+    rep = ConsoleReporter(console, matrix=True)
+    from redtest.report._common import matrix_grid
+
+    grid = matrix_grid(run)
+    assert grid is not None
+    console.print(rep.matrix_table(grid))
+    console.print(rep.summary_table(run))
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "…" not in out
+    # the folded cells, read column by column, spell the names out again
+    first_column = "".join(line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│"))
+    assert "counter_increments" in first_column
+    assert "2.75 s" in out  # a time is never split over two lines

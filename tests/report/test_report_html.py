@@ -108,3 +108,10 @@ def test_chromium_shows_the_failure(run: RunResult, tmp_path: Path) -> None:
     assert "service app exited with status 1" in visible
     # and the probe does tell visible from hidden: a passing test's steps sit in a closed <details>
     assert "{&quot;value&quot;: &quot;OK&quot;}" in html and '{"value": "OK"}' not in visible
+
+
+def test_bidi_override_in_user_text_is_shown_escaped(run: RunResult) -> None:
+    failed = next(t for t in run.tests if t.status == "failed")
+    failed.test.description = "ends \u202eesrever"
+    page = render_html(run)
+    assert "\u202e" not in page and "ends \\u202eesrever" in page
