@@ -176,7 +176,8 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("directory", default=".", type=click.Path(file_okay=False))
+# The same default as `run`, so `redtest init && redtest run` works as written.
+@click.argument("directory", default=DEFAULT_PATH, type=click.Path(file_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @debug_option
 @handles_errors
@@ -186,7 +187,7 @@ def init(directory: str, force: bool) -> None:
 
     for path in write_example(Path(directory), force=force):
         echo(f"wrote {path}")
-    echo(f"run it with: redtest run {directory}")
+    echo("run it with: redtest run" + ("" if directory == DEFAULT_PATH else f" {directory}"))
 
 
 @main.command()

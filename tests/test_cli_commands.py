@@ -76,6 +76,18 @@ def test_init_writes_a_suite_that_runs(cli, tmp_path) -> None:
     assert "3 passed" in run.stdout
 
 
+def test_init_then_run_with_no_arguments_works(cli, tmp_path) -> None:
+    """`init` writes where `run` reads by default (scenarios/), so the two commands as a new
+    user types them work together."""
+    result = cli(["init"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "scenarios" / "example.yaml").is_file()
+    assert result.stdout.rstrip().endswith("run it with: redtest run")
+    run = cli(["run", "--runtime", "embedded"], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 passed" in run.stdout
+
+
 def test_unknown_path_is_an_error(cli, tmp_path) -> None:
     result = cli(["validate", str(tmp_path / "missing.yaml")])
     assert result.returncode == 2
