@@ -11,6 +11,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 # to the nearest float (0.7), not 700 * 0.001 in binary (0.7000000000000001).
 _UNIT_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600),
                  None: Decimal("0.001")}
+# Sockets, sleeps and thread waits overflow somewhere past ~292 years (and crash the
+# run); no test waits longer than a day, so a longer duration is a typo.
+MAX_SECONDS = 24 * 3600
 
 
 def parse_duration(value: object) -> float:
@@ -26,7 +29,7 @@ def parse_duration(value: object) -> float:
         try:
             return _finite(value / 1000, value)
         except OverflowError:
-            raise ValueError(f"not a duration: {value!r} is too long") from None
+            raise ValueError(f"duration {value!r} is too long: at most 24h") from None
     if not isinstance(value, str):
         raise ValueError(f"not a duration: {value!r}")
     match = _DURATION.match(value)
@@ -38,6 +41,6 @@ def parse_duration(value: object) -> float:
 
 
 def _finite(seconds: float, value: object) -> float:
-    if not math.isfinite(seconds):
-        raise ValueError(f"not a duration: {value!r} is too long")
+    if not math.isfinite(seconds) or seconds > MAX_SECONDS:
+        raise ValueError(f"duration {value!r} is too long: at most 24h")
     return seconds

@@ -24,6 +24,7 @@ import json
 import math
 import operator
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 from redtest.clients.response import Response
 from redtest.errors import Location, SpecError
 from redtest.results import AssertionResult
-from redtest.spec.methods import EXPRESSION_ALIASES, METHODS, resolve_method
+from redtest.spec.methods import EXPRESSION_ALIASES, METHODS, argument_problems, resolve_method
 
 # -- limits ---------------------------------------------------------------------------------
 
@@ -158,6 +159,8 @@ class Scope:
 
     services: Mapping[str, Mapping[str, str]]  # service -> interface -> protocol
     names: frozenset[str]  # "r", "steps", and the `as:` names
+    # names that exist but not here, with why (a later step's `as:` in a step's expect)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -252,10 +255,20 @@ def _prepare(source: str) -> tuple[str, int]:
     return text, len(flat) - len(text)
 
 
+def _parse_quietly(text: str, mode: str) -> Any:
+    """`ast.parse` without Python's warnings: `"\\d+"` (a regex written in a YAML string)
+    is an invalid escape to Python, which keeps the backslash but prints a SyntaxWarning
+    (3.12+; a DeprecationWarning before), or refuses the text under `-W error`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ast.parse(text, mode=mode)
+
+
 def _parse(source: str, loc: Location, locate: Callable[[int], Location]) -> ast.expr:
     text, lead = _prepare(source)
     try:
-        return ast.parse(text, mode="eval").body
+        return _parse_quietly(text, "eval").body
     except SyntaxError as exc:
         raise _syntax_error(source, loc, exc, lead, locate) from None
     except (RecursionError, MemoryError, ValueError):
@@ -267,7 +280,7 @@ def _syntax_error(
 ) -> SpecError:
     """Name the statement when the user wrote one (`import os`, `x = 1`), else Python's message."""
     try:
-        body = ast.parse(source.strip(), mode="exec").body
+        body = _parse_quietly(source.strip(), "exec").body
     except SyntaxError:
         body = []
     if len(body) == 1 and type(body[0]) in _STATEMENTS:
@@ -374,6 +387,8 @@ class _Checker:
             return
         if name in FUNCTIONS:
             raise self.error(node, f"function {name} must be called: {name}(...)")
+        if name in self.scope.unavailable:
+            raise SpecError(f"'{name}' {self.scope.unavailable[name]}", self.loc)
         candidates = set(self.scope.names) | set(self.scope.services) | set(FUNCTIONS)
         match = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
         hint = f" (did you mean '{match[0]}'?)" if match else ""
@@ -637,9 +652,27 @@ class _Checker:
         missing = [a for a in method.required if a not in given]
         if missing:
             raise self.error(node, f"{label} is missing argument(s): {', '.join(missing)}")
+        self._check_literal_arguments(node, protocol, canonical, label, arguments)
         self.calls[_span(node)] = _InterfaceCall(
             service, interface, canonical, name, tuple(arguments[: len(node.args)])
         )
+
+
+    def _check_literal_arguments(
+        self, node: ast.Call, protocol: str, method: str, label: str, arguments: tuple[str, ...]
+    ) -> None:
+        """Argument values written out (`key=None`, `args=[True]`) are checked as a step's
+        are, so what the client would refuse at run time fails `validate` instead."""
+        nodes = dict(zip(arguments, node.args, strict=False))
+        nodes.update({kw.arg: kw.value for kw in node.keywords if kw.arg is not None})
+        values: dict[str, Any] = {}
+        for name, arg in nodes.items():
+            if _is_literal(arg):
+                value = ast.literal_eval(arg)
+                # the clients take a tuple as they take a list
+                values[name] = list(value) if isinstance(value, tuple) else value
+        for path, message in argument_problems(protocol, method, values, label):
+            raise self.error(nodes[str(path[0])], message)
 
 
 def _span(node: ast.expr) -> tuple[int, int]:
@@ -676,7 +709,7 @@ def evaluate(compiled: CompiledExpression, namespace: Mapping[str, object]) -> A
     try:
         passed, detail, message = ev.run()
     except _EvalError as exc:
-        result.error = str(exc)
+        result.error = ev.with_failed_calls(str(exc))
         return result
     except RecursionError:
         result.error = "expression is nested too deeply"
@@ -685,10 +718,10 @@ def evaluate(compiled: CompiledExpression, namespace: Mapping[str, object]) -> A
         result.error = "out of memory while evaluating the expression"
         return result
     except Exception as exc:  # a bug or an unexpected value: still a readable result
-        result.error = _exception_text(exc)
+        result.error = ev.with_failed_calls(_exception_text(exc))
         return result
     result.passed = passed
-    result.detail = None if passed else detail
+    result.detail = None if passed else ev.with_failed_calls(detail)
     result.message = message
     return result
 
@@ -708,6 +741,16 @@ class _Evaluator:
         self.source = compiled.source
         self.namespace = namespace
         self.allocated = 0
+        # interface calls that answered with an error: a failure names them, or
+        # `expected 1, got None` would hide why the call has no data
+        self.failed_calls: list[str] = []
+
+    def with_failed_calls(self, text: str | None) -> str | None:
+        """`text`, followed by what the interface calls that failed said."""
+        if not self.failed_calls:
+            return text
+        notes = "; ".join(self.failed_calls[:3])
+        return f"{text} ({notes})" if text else notes
 
     def segment(self, node: ast.AST) -> str:
         """The source text of a node, as written."""
@@ -996,10 +1039,16 @@ class _Evaluator:
         try:
             call = getattr(client, "call", None)
             if callable(call):
-                return call(plan.method, args)
-            return getattr(client, plan.python_name)(**args)
+                response = call(plan.method, args)
+            else:
+                response = getattr(client, plan.python_name)(**args)
         except Exception as exc:
             raise _EvalError(f"{self.segment(node)}: {_exception_text(exc)}") from None
+        if isinstance(response, Response) and not response.ok:
+            error = str(response.error or "no error text")
+            error = error if len(error) <= MAX_SHOWN else error[: MAX_SHOWN - 1] + "…"
+            self.failed_calls.append(f"{self.segment(node)} failed: {error}")
+        return response
 
     def call_function(
         self, node: ast.Call, name: str, args: list[Any], kwargs: dict[str, Any]
@@ -1009,7 +1058,8 @@ class _Evaluator:
                 raise TypeError(f"len() of {_show_typed(args[0])}")
             return len(args[0])
         if name == "int":
-            return int(*args, **kwargs)
+            # int("1" * 100_000, 2) has 100 000 bits: the integer limit holds here too
+            return self.int_guard(node, int(*args, **kwargs))
         if name == "float":
             return float(*args)
         if name == "bool":

@@ -781,3 +781,9 @@ def test_show_truncates_huge_values_cheaply() -> None:
     for _ in range(50):
         deep = [deep]
     assert "…" in show(deep)
+
+
+def test_int_of_a_long_binary_string_keeps_the_integer_limit() -> None:
+    result = run('int("1" * 100000, 2) > 0')
+    assert not result.passed
+    assert result.error is not None and "integer result is too large" in result.error

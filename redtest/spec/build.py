@@ -81,8 +81,8 @@ def collect_documents(path: Path) -> list[Document]:
         seen[real] = doc
         includes = doc.data.get("include") if isinstance(doc.data, dict) else None
         for i, inc in enumerate(includes if isinstance(includes, list) else []):
-            if not isinstance(inc, str):
-                continue
+            if not isinstance(inc, str) or not inc:
+                continue  # the schema reports it (a "" path would read as the folder)
             target = file.parent / inc
             visit(target, _display(target), (*chain, real), doc.positions.of(("include", i)))
         docs.append(doc)
@@ -432,6 +432,10 @@ class _Builder:
     ) -> tuple[model.Step, ...]:
         steps: list[model.Step] = []
         names: dict[str, tuple[int, Location]] = {}  # as-name -> (step index, where it was given)
+        # a step's expect cannot use the names of the steps after it: say so, not "unknown"
+        later_names = {
+            item["as"]: i for i, item in enumerate(items) if isinstance(item.get("as"), str)
+        }
         for i, item in enumerate(items):
             as_name = item.get("as")
             if as_name is not None and as_name in names:
@@ -445,13 +449,20 @@ class _Builder:
                 )
             elif as_name is not None:
                 names[as_name] = (i, doc.positions.of((*path, i, "as")))
-            step = self._step(doc, (*path, i), item, set(names), seed)
+            later = {
+                name: f"is the name of a later step (steps[{j}]): a step's expect sees its own "
+                "response (r) and the steps before it"
+                for name, j in later_names.items()
+                if j > i and name not in names
+            }
+            step = self._step(doc, (*path, i), item, set(names), seed, later)
             if step is not None:
                 steps.append(step)
         return tuple(steps)
 
     def _step(
         self, doc: Document, path: PathKey, item: dict[str, Any], names: set[str], seed: bool,
+        later: dict[str, str] | None = None,
     ) -> model.Step | None:
         pos = doc.positions
         loc = pos.of(path)
@@ -465,7 +476,7 @@ class _Builder:
             if seed:
                 self.ctx.error("seed steps cannot have 'expect'", pos.key_of((*path, "expect")))
             else:
-                expect = self._expectations(doc, (*path, "expect"), item["expect"], names)
+                expect = self._expectations(doc, (*path, "expect"), item["expect"], names, later)
         allow_error = bool(item.get("allow_error", False))
         if seed and allow_error:
             # A failed seed step makes the test an error (docs/format.md): a seed that
@@ -535,14 +546,19 @@ class _Builder:
 
     # ------------------------------------------------------------ expressions
 
-    def _scope(self, names: set[str]) -> expr.Scope:
-        return expr.Scope(services=self.scope_services, names=frozenset({"r", "steps", *names}))
+    def _scope(self, names: set[str], later: dict[str, str] | None = None) -> expr.Scope:
+        return expr.Scope(
+            services=self.scope_services,
+            names=frozenset({"r", "steps", *names}),
+            unavailable=later or {},
+        )
 
     def _expectations(
-        self, doc: Document, path: PathKey, items: list[Any], names: set[str]
+        self, doc: Document, path: PathKey, items: list[Any], names: set[str],
+        later: dict[str, str] | None = None,
     ) -> tuple[model.Expectation, ...]:
         out = []
-        scope = self._scope(names)
+        scope = self._scope(names, later)
         for i, source in enumerate(items):
             loc = doc.positions.text_start((*path, i))
             try:

@@ -192,6 +192,14 @@ def _char_positions(node: ScalarNode) -> tuple[tuple[int, int], ...] | None:
     return tuple(out)
 
 
+def _has_escapes(node: ScalarNode) -> bool:
+    """A quoted one-line scalar whose text is not its value (`"a\\"b"`, `'it''s'`): a
+    character's offset in the value is then not its column."""
+    if node.style not in ("'", '"') or not isinstance(node.value, str):
+        return False
+    return node.end_mark.index - node.start_mark.index - 2 != len(node.value)
+
+
 class _Builder:
     """Turns composed nodes into plain data, recording positions."""
 
@@ -219,7 +227,7 @@ class _Builder:
         if isinstance(node, ScalarNode):
             if node.style in ("'", '"'):
                 self.positions.quoted.add(path)
-            if node.start_mark.line != node.end_mark.line:
+            if node.start_mark.line != node.end_mark.line or _has_escapes(node):
                 self.positions.multiline[path] = node
             return self._scalar(node)
         if id(node) in self._open:
