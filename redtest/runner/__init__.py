@@ -75,26 +75,32 @@ def run(
             results.extend(_skip(t, "not run: --fail-fast stopped the run", events) for t in tests)
             continue
         with CleanupStack() as stack:
+            env = Environment(suite)
             try:
-                env = provision(suite, stack, runtime=options.runtime, keep=options.keep_services)
-            except ServiceError as exc:
-                start_failed = True
-                # A process that failed to start carries its output (ProcessStartError).
-                output = getattr(exc, "output", None)
-                results.extend(_errored(t, str(exc), events, output) for t in tests)
-                continue
-            infos.extend(env.infos)
-            events.services_ready(env.infos)
-            for test in tests:
-                if stop:
-                    results.append(_skip(test, "not run: --fail-fast stopped the run", events))
+                try:
+                    provision(suite, stack, runtime=options.runtime, keep=options.keep_services, env=env)
+                except ServiceError as exc:
+                    start_failed = True
+                    stop = options.fail_fast  # the tests error: -x stops the run as for a failure
+                    # A process that failed to start carries its output (ProcessStartError).
+                    output = getattr(exc, "output", None)
+                    results.extend(_errored(t, str(exc), events, output) for t in tests)
                     continue
-                result = _run_one(test, env, seed, events)
-                results.append(result)
-                if options.fail_fast and result.status in ("failed", "error"):
-                    stop = True
-            if options.keep_services:
-                _print_kept(env)
+                infos.extend(env.infos)
+                events.services_ready(env.infos)
+                for test in tests:
+                    if stop:
+                        results.append(_skip(test, "not run: --fail-fast stopped the run", events))
+                        continue
+                    result = _run_one(test, env, seed, events)
+                    results.append(result)
+                    if options.fail_fast and result.status in ("failed", "error"):
+                        stop = True
+            finally:
+                if options.keep_services:
+                    # Also after a failed start or a Ctrl-C: what was started stays up, so the
+                    # user must learn where it is and how to stop it.
+                    _print_kept(env)
     run_result = RunResult(
         version=__version__,
         started_at=started_at,

@@ -186,12 +186,16 @@ def start_order(services: dict[str, model.Service]) -> list[model.Service]:
 
 
 def provision(
-    suite: model.Suite, stack: ExitStack, *, runtime: str | None, keep: bool
+    suite: model.Suite, stack: ExitStack, *, runtime: str | None, keep: bool, env: Environment | None = None
 ) -> Environment:
-    """Start the suite's services and proxies; raises ServiceError (exit 3)."""
+    """Start the suite's services and proxies; raises ServiceError (exit 3).
+
+    Pass `env` to see what was started before a failure or a Ctrl-C (--keep-services
+    must report what it keeps even then).
+    """
     from redtest.services.runtime import stop_tracked, tracking_mark
 
-    env = Environment(suite)
+    env = env if env is not None else Environment(suite)
     # First in, so last out: whatever was spawned but not yet registered below when a
     # Ctrl-C arrived (the registration is a separate step after each start) is stopped too.
     stack.callback(stop_tracked, tracking_mark())

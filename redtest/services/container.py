@@ -9,6 +9,7 @@ from redtest.errors import ServiceError
 from redtest.services.docker import (
     HOST,
     ContainerService,
+    cleaning_up,
     connect,
     ensure_image,
     labels_for,
@@ -59,14 +60,16 @@ def start_app_container(
         running = ContainerService(service.name, "container", endpoints, client, container)
         if not keep:
             track(running)  # from here the runner's last cleanup removes it, whatever happens
-    except BaseException:
-        remove_started(client, token)
-        client.close()
+    except BaseException as exc:
+        with cleaning_up(exc):
+            remove_started(client, token)
+            client.close()
         raise
     try:
         _wait_app_ready(running, service)
-    except BaseException:
-        running.stop()
+    except BaseException as exc:
+        with cleaning_up(exc):
+            running.stop()
         raise
     return running
 

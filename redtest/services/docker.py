@@ -23,6 +23,7 @@ from redtest.services.runtime import (
     health_timeout,
     pid_alive,
     redis_interfaces,
+    signals_hurry,
     track,
 )
 from redtest.spec.model import DEFAULT_REDIS_IMAGE, Service
@@ -172,16 +173,25 @@ def start_docker_redis(service: Service, *, suite_id: str, keep: bool = False) -
         )
         if not (keep or service.reuse):
             track(running)  # from here the runner's last cleanup removes it, whatever happens
-    except BaseException:
-        remove_started(client, token)
-        client.close()
+    except BaseException as exc:
+        with cleaning_up(exc):
+            remove_started(client, token)
+            client.close()
         raise
     try:
         _wait_ready(running, service)
-    except BaseException:
-        running.stop()
+    except BaseException as exc:
+        with cleaning_up(exc):
+            running.stop()
         raise
     return running
+
+
+def cleaning_up(exc: BaseException) -> contextlib.AbstractContextManager[None]:
+    """Around the removal of a half-started container: a second Ctrl-C or SIGTERM must not
+    cut it short (the container would be left running). A signal that arrives meanwhile is
+    delivered afterwards, unless `exc` is already an interrupt on its way out."""
+    return signals_hurry(deliver=isinstance(exc, Exception))
 
 
 def _wait_ready(running: DockerRedis, service: Service, timeout: float | None = None) -> None:

@@ -52,25 +52,28 @@ def find_binary(*, strict: bool = True, location: Location | None = None) -> str
     """
     env = os.environ.get(ENV_BINARY)
     if env:
+        # Absolute: the server runs in its temp dir, where `./redis-server` names nothing.
         if os.path.isfile(env) and os.access(env, os.X_OK):
-            return env
+            return os.path.abspath(env)
         found = shutil.which(env)  # a bare name is looked up on PATH
         if found:
-            return found
+            return os.path.abspath(found)
         raise ServiceError(
             f"{ENV_BINARY}={env} is not an executable file (it names the redis-server "
             "that local Redis services run)",
             location,
         )
     found = shutil.which("redis-server")
-    if found is None and strict:
+    if found is not None:
+        return os.path.abspath(found)  # a relative PATH entry (`.`) names the cwd, not the temp dir
+    if strict:
         raise ServiceError(
             "runtime local needs a redis-server binary, but none is on PATH and "
             f"{ENV_BINARY} is not set; install Redis (e.g. apt-get install redis-server), "
             f"set {ENV_BINARY}=/path/to/redis-server, or use --runtime embedded",
             location,
         )
-    return found
+    return None
 
 
 def start_local_redis(service: Service, *, suite_id: str, keep: bool = False) -> RunningService:
@@ -230,7 +233,7 @@ def _start_new(
                     args += ["--unixsocket", unix, "--unixsocketperm", "700"]
                 else:
                     unix = None
-                proc = _launch(args, workdir, die_with_parent=not keep)
+                proc = _launch(args, workdir, die_with_parent=not keep, service=service, runtime=runtime)
                 running = ProcessRedis(
                     service, runtime, port, proc.pid, workdir, proc, unix=unix, state_key=state_key
                 )
@@ -269,7 +272,9 @@ def _start_new(
     raise last_error
 
 
-def _launch(args: list[str], workdir: Path, *, die_with_parent: bool) -> subprocess.Popen[bytes]:
+def _launch(
+    args: list[str], workdir: Path, *, die_with_parent: bool, service: Service, runtime: str
+) -> subprocess.Popen[bytes]:
     """Start the server in its own session (Ctrl-C reaches redtest, which stops it)."""
     log = open(
         workdir / "redis.log", "wb"
@@ -289,7 +294,10 @@ def _launch(args: list[str], workdir: Path, *, die_with_parent: bool) -> subproc
             )  # fmt: skip
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
-            raise ServiceError(f"cannot run {args[0]}: {exc.strerror or exc}") from None
+            raise ServiceError(
+                f"service '{service.name}' (runtime {runtime}): cannot run {args[0]}: {exc.strerror or exc}",
+                service.loc,
+            ) from None
     finally:
         log.close()
 
