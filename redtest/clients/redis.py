@@ -74,6 +74,14 @@ class ArgumentError(ValueError):
     """A step's arguments cannot be sent (missing, unknown, or of an unsupported type)."""
 
 
+# Commands that leave state on a connection (a database, a subscription, a transaction,
+# a protocol, a name) which whoever uses the connection next would inherit.
+CONNECTION_STATE_COMMANDS = frozenset({
+    "AUTH", "CLIENT", "HELLO", "MONITOR", "MULTI", "PSUBSCRIBE", "QUIT", "READONLY",
+    "READWRITE", "RESET", "SELECT", "SSUBSCRIBE", "SUBSCRIBE", "WATCH",
+})
+
+
 class RedisInterface:
     """A Redis interface (`cache.main`): `call(method, args)` and one Python method per redis method."""
 
@@ -87,6 +95,8 @@ class RedisInterface:
         self.timeout = timeout
         self.client_name = client_name
         self._lock = threading.Lock()  # one connection: one call at a time
+        # set by a `command` that may have changed the connection's state (SELECT 1, ...)
+        self.changed_connection = False
         self._conn = Connection(
             host=host,
             port=port,
@@ -115,6 +125,8 @@ class RedisInterface:
             argv = self._argv(method, dict(args or {}))
         except ArgumentError as exc:
             return Response(data=None, ok=False, error=str(exc), duration_ms=0)
+        if method == "command" and argv[0].upper() in CONNECTION_STATE_COMMANDS:
+            self.changed_connection = True
         try:
             with self._lock:
                 raw = self._execute(argv, timeout)
@@ -134,6 +146,7 @@ class RedisInterface:
         """Close the connection (the next call would reconnect)."""
         with self._lock:
             self._conn.disconnect()
+            self.changed_connection = False
 
     def __enter__(self) -> RedisInterface:
         return self

@@ -145,6 +145,12 @@ class Environment:
             return f"{svc.loc}: service {name!r} {reason} during the run ({rs.detail})" + output_block(rs)
         return f"{svc.loc}: service {name!r} (runtime {rs.runtime}) stopped during the run: {reason}"
 
+    def close_changed_direct_clients(self) -> None:
+        """Close the direct connections whose state a command changed (they reconnect)."""
+        for client in self.direct_clients.values():
+            if getattr(client, "changed_connection", False):
+                client.close()
+
     def close_clients(self) -> None:
         self.close_step_clients()
         for client in self.direct_clients.values():

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redtest import expr
+from redtest.clients.redis import CONNECTION_STATE_COMMANDS
 from redtest.clients.response import Response
 from redtest.errors import RedtestError
 from redtest.results import (
@@ -73,6 +74,9 @@ def run_test(
 
 def reset(env: Environment) -> None:
     """Run every seeded service's seed directly against the server (never via faults)."""
+    # An assertion of the last test may have sent SELECT 1 or SUBSCRIBE on a direct
+    # connection: this test's seed and assertions start on fresh ones.
+    env.close_changed_direct_clients()
     for svc in env.suite.services.values():
         for i, step in enumerate(svc.seed):
             if isinstance(step, model.Sleep):
@@ -159,18 +163,11 @@ def _run_steps(
     return None
 
 
-# Commands that leave state on a connection which the next test must not inherit.
-_CONNECTION_STATE = frozenset({
-    "AUTH", "CLIENT", "HELLO", "MONITOR", "MULTI", "PSUBSCRIBE", "QUIT", "READONLY",
-    "READWRITE", "RESET", "SELECT", "SSUBSCRIBE", "SUBSCRIBE", "WATCH",
-})
-
-
 def _changes_connection(step: model.Step) -> bool:
     if not isinstance(step, model.Call) or step.method != "command":
         return False
     words = str(step.args.get("cmd", "")).split()
-    return bool(words) and words[0].upper() in _CONNECTION_STATE
+    return bool(words) and words[0].upper() in CONNECTION_STATE_COMMANDS
 
 
 def _call(env: Environment, step: model.Step) -> Response:
