@@ -218,8 +218,8 @@ def clean(paths: tuple[str, ...], everything: bool) -> None:
 @click.option("--upstream", required=True, help="The Redis server, HOST:PORT.")
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="Where to listen, HOST:PORT.")
 @click.option("--faults", "faults_file", type=click.Path(exists=True, dir_okay=False),
-              help="A redtest file whose faults to load.")
-@click.option("--fault", "fault_names", multiple=True, help="A fault of that file to switch on (repeatable).")
+              help="A redtest file whose faults to switch on: all of them, unless --fault names some.")
+@click.option("--fault", "fault_names", multiple=True, help="Switch on only this fault of that file (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Don't print a line per rule hit.")
 @debug_option
 @handles_errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,13 +14,27 @@ from redtest.spec.model import Rule
 def parse_address(text: str, option: str) -> tuple[str, int]:
     """`HOST:PORT` (or `:PORT`) → (host, port); raises UsageError."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(f"{option} takes HOST:PORT, got {text!r}")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not _host_ok(host):
+        raise UsageError(
+            f"{option} takes HOST:PORT (an IPv6 address in brackets: [::1]:6379), got {text!r}"
+        )
     return (host.strip("[]") or "127.0.0.1", int(port))
 
 
-def load_rules(faults_file: str | None, names: tuple[str, ...]) -> list[Rule]:
-    """The rules of the named faults of a redtest file, in the order named."""
+def _host_ok(host: str) -> bool:
+    """A name, an IPv4 address, or an IPv6 address: `::1` alone split into `:` and port 1."""
+    if ":" not in host:
+        return True
+    try:
+        ipaddress.IPv6Address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+    except ValueError:
+        return False
+    return True
+
+
+def load_rules(faults_file: str | None, names: tuple[str, ...]) -> list[tuple[str, Rule]]:
+    """(fault name, rule) for the named faults of a redtest file, in the order named;
+    every fault of the file when none is named."""
     if names and not faults_file:
         raise UsageError("--fault needs --faults FILE to say where the faults are defined")
     if not faults_file:
@@ -28,11 +43,11 @@ def load_rules(faults_file: str | None, names: tuple[str, ...]) -> list[Rule]:
 
     suite = load_suite(Path(faults_file))
     chosen = names or tuple(suite.faults)
-    rules: list[Rule] = []
+    rules: list[tuple[str, Rule]] = []
     for name in chosen:
         if name not in suite.faults:
             raise UsageError(f"{faults_file} has no fault {name!r}{suggest(name, suite.faults)}")
-        rules.extend(suite.faults[name].rules)
+        rules.extend((name, rule) for rule in suite.faults[name].rules)
     return rules
 
 
@@ -43,6 +58,7 @@ def run_proxy_command(
     """Run until Ctrl-C."""
     from redtest.proxy.standalone import serve
 
-    rules = load_rules(faults_file, names)
-    serve(parse_address(upstream, "--upstream"), parse_address(listen, "--listen"), rules,
-          quiet=quiet, echo=echo)
+    chosen = load_rules(faults_file, names)
+    serve(parse_address(upstream, "--upstream"), parse_address(listen, "--listen"),
+          [rule for _, rule in chosen], quiet=quiet, echo=echo,
+          rule_faults=[name for name, _ in chosen])

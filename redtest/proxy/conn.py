@@ -258,10 +258,11 @@ class ClientConnection(asyncio.Protocol):
     async def _connect_upstream(self, sock: socket.socket | None = None) -> None:
         try:
             up, _ = await self.proxy.open_upstream(lambda: _Upstream(self), sock)
-        except OSError:
+        except OSError as e:
             if sock is not None:
                 sock.close()
             self.close()
+            self.proxy.upstream_failed(e)
             return
         if self.closed:  # closed meanwhile: what it had decided to send still goes
             if self.up_pending:

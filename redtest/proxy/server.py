@@ -52,6 +52,7 @@ class FaultProxy:
         name: str = "",
         on_hit: Callable[[int, Rule], None] | None = None,
         upstream_unix: str | None = None,
+        on_upstream_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
         # A Unix socket to the same server, when redtest started it: cheaper than TCP loopback.
@@ -59,6 +60,9 @@ class FaultProxy:
         self.listen = (listen_host, listen_port)
         self.name = name or f"{upstream_host}:{upstream_port}"
         self.on_hit = on_hit
+        # Called on the loop thread when a client's server connection cannot be opened
+        # (the client's connection is then closed): `redtest proxy` says why.
+        self.on_upstream_error = on_upstream_error
         self.address: tuple[str, int] = ("", 0)
         self.rules = RuleSet([])  # read by connections on the loop thread
         self.conns: set[ClientConnection] = set()
@@ -135,8 +139,9 @@ class FaultProxy:
         """Connect the upstream side, then relay the pair in C, unless rules came on meanwhile."""
         try:
             upstream = await self._upstream_socket()
-        except OSError:
+        except OSError as e:
             sock.close()  # as a proxied connection whose server cannot be reached
+            self.upstream_failed(e)
             return
         if not self._listeners:  # the proxy stopped meanwhile
             sock.close()
@@ -191,6 +196,11 @@ class FaultProxy:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock
         raise error
+
+    def upstream_failed(self, error: OSError) -> None:
+        """A client connection was closed because the server could not be reached."""
+        if self.on_upstream_error is not None:
+            self.on_upstream_error(error)
 
     def fast_lane_stats(self) -> tuple[int, int, int] | None:
         """(pairs relayed in C now, commands relayed so far, hand-overs) or None when off."""

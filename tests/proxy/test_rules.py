@@ -485,6 +485,9 @@ def test_standalone_serve_prints_address_and_hits(redis_server: tuple[str, int])
     with pytest.raises(redis.ReadOnlyError):
         r.set("k", "v")
     assert any(f"127.0.0.1:{port}" in x for x in lines)
+    deadline = time.monotonic() + 5  # hit lines are printed by a thread of their own
+    while not any(x.startswith("hit rule 1:") for x in lines) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert any(x.startswith("hit rule 1: error(command=SET") for x in lines)
 
 
