@@ -70,6 +70,13 @@ def echo(text: str = "", **kwargs: Any) -> None:
         raise StdoutClosed() from exc
 
 
+def _stopped(params: dict[str, Any]) -> str:
+    """What an interrupted command leaves behind."""
+    if params.get("keep_services"):
+        return "everything redtest started has been stopped, except the services kept (listed above)"
+    return "everything redtest started has been stopped"
+
+
 def handles_errors(func: F) -> F:
     """Turn RedtestErrors into one paragraph and an exit status; no traceback unless --debug."""
 
@@ -88,10 +95,10 @@ def handles_errors(func: F) -> F:
                 raise
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: everything redtest started has been stopped", err=True)
+            click.echo(f"interrupted: {_stopped(kwargs)}", err=True)
             sys.exit(130)
         except Terminated:
-            click.echo("terminated: everything redtest started has been stopped", err=True)
+            click.echo(f"terminated: {_stopped(kwargs)}", err=True)
             sys.exit(143)
         except StdoutClosed:
             _silence_stdout()
@@ -208,6 +215,9 @@ def clean(paths: tuple[str, ...], everything: bool) -> None:
         _fail("give either PATHS or --all, not both", 2)
     select = (lambda suite: True) if everything else suites_under(paths or (".",))
     stopped = stop_kept(select)
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing and not stopped:  # a deleted suite's servers are still found; a typo is not
+        click.echo(f"note: no such file or folder: {', '.join(missing)}", err=True)
     for line in stopped:
         echo(f"stopped {line}")
     where = "" if everything else f" under {', '.join(paths or ('.',))}"

@@ -54,7 +54,9 @@ def _fail(
 ) -> ServiceError:
     if dead is not None:
         return ServiceError(
-            f"service '{service}' (runtime {runtime}) stopped before {what}: {dead}", location
+            f"service '{service}' (runtime {runtime}) stopped before it was ready ({what}): "
+            f"{dead}",
+            location,
         )
     return ServiceError(
         f"service '{service}' (runtime {runtime}) did not become ready: {what} "

@@ -123,4 +123,5 @@ def test_keep_services_reports_what_it_kept_when_interrupted(tmp_path: Path) -> 
             os.killpg(pid, signal.SIGKILL)
     assert proc.returncode == 130, out + err
     assert len(pids) == 1 and left == pids, err
+    assert "interrupted: everything redtest started has been stopped, except the services kept" in err
     assert _wait_gone(pids) == []

@@ -105,6 +105,7 @@ def test_clean_removes_only_unused_lock_files(project) -> None:
         fcntl.flock(fh, fcntl.LOCK_EX)  # a run that is starting a server right now
         result = clean(str(root / "nothing-here"))
     assert result.returncode == 0, result.stderr
+    assert "note: no such file or folder:" in result.stderr  # a typo does not pass unseen
     assert not (reuse / "embedded-stale.lock").exists()
     assert held.exists()
     assert sorted(p.name for p in reuse.glob("*.lock") if p != held) == kept  # their servers still run

@@ -120,7 +120,8 @@ def test_a_dead_process_fails_the_wait_at_once() -> None:
             alive=lambda: "the process exited with status 1",
         )  # fmt: skip
     assert time.monotonic() - started < 2
-    assert "stopped before" in str(err.value) and "status 1" in str(err.value)
+    assert "stopped before it was ready (PING at 127.0.0.1:" in str(err.value)
+    assert str(err.value).endswith("): the process exited with status 1")
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
