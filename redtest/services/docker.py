@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from redtest.errors import Location, ServiceError
+from redtest.services import reuse_state
 from redtest.services.health import wait_redis_ping
 from redtest.services.runtime import (
     Endpoint,
@@ -69,16 +70,27 @@ def _why_unreachable(exc: BaseException) -> str:
     return text
 
 
+# DOCKER_HOST -> when no engine answered there. `auto` asks once per service (and `clean`
+# once more): an engine that hangs instead of refusing must not cost the timeout each time.
+_NO_ENGINE: dict[str, float] = {}
+_NO_ENGINE_TTL = 30.0
+
+
 def engine_available(timeout: float = 3.0) -> bool:
     """True when a Docker engine answers a ping (used by `auto`)."""
     host = docker_host()
     # a missing unix socket is the common case: answer without importing docker
     if host.startswith("unix://") and not os.path.exists(host[len("unix://") :]):
         return False
+    failed_at = _NO_ENGINE.get(host)
+    if failed_at is not None and time.monotonic() - failed_at < _NO_ENGINE_TTL:
+        return False
     try:
         connect(timeout).close()
     except ServiceError:
+        _NO_ENGINE[host] = time.monotonic()
         return False
+    _NO_ENGINE.pop(host, None)
     return True
 
 
@@ -153,14 +165,26 @@ class DockerRedis(ContainerService):
 
 def start_docker_redis(service: Service, *, suite_id: str, keep: bool = False) -> RunningService:
     """Run the service's image (pulling it only when missing), publish its port, wait for PONG."""
+    image = service.image or DEFAULT_REDIS_IMAGE
+    port = redis_interfaces(service)[0].port or REDIS_PORT
+    key = _reuse_key(suite_id, service.name, image, port)
+    if not service.reuse:
+        return _start(service, suite_id, image, port, key, keep=keep)
+    # Two runs of one suite on this host: without the lock, one could find the other's
+    # container still being created (not running yet) and remove it as broken.
+    with reuse_state.locked(f"docker-{key}"):
+        return _start(service, suite_id, image, port, key, keep=keep)
+
+
+def _start(
+    service: Service, suite_id: str, image: str, port: int, key: str, *, keep: bool
+) -> RunningService:
     client = connect(location=service.loc)
     token = uuid.uuid4().hex
     try:
         remove_orphans(client)
-        image = service.image or DEFAULT_REDIS_IMAGE
-        port = redis_interfaces(service)[0].port or REDIS_PORT
-        key = _reuse_key(suite_id, service.name, image, port)
         if service.reuse:
+            _remove_replaced(client, suite_id, service.name, key)
             found = _pick_up(client, service, key)
             if found is not None:
                 return found
@@ -302,6 +326,19 @@ def _pick_up(client: DockerClient, service: Service, key: str) -> DockerRedis | 
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True, v=True)  # stopped or broken: start afresh
     return None
+
+
+def _remove_replaced(client: DockerClient, suite_id: str, service: str, key: str) -> None:
+    """Remove what this service kept under another key (its image or port changed since):
+    nothing would ever pick it up again, and it would run until `redtest clean`."""
+    import docker
+
+    flt = {"label": ["redtest=1", "redtest.reuse=1", f"redtest.suite={suite_id}",
+                     f"redtest.service={service}"]}  # fmt: skip
+    for container in client.containers.list(all=True, filters=flt):
+        if (container.labels or {}).get("redtest.key") != key:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
 
 
 def ensure_image(client: DockerClient, image: str, service: Service) -> None:

@@ -182,7 +182,8 @@ def _pick_up(service: Service, binary: str, runtime: str, key: str) -> ProcessRe
     unix = state.get("unix")
     if not (isinstance(unix, str) and os.path.exists(unix)):
         unix = None  # kept by an older redtest, or the socket is gone: TCP only
-    if state.get("binary") == binary and reuse_state.is_our_server(state):
+    # A server whose temp dir was deleted (a temp-dir cleaner) lost its log: replace it.
+    if state.get("binary") == binary and workdir.is_dir() and reuse_state.is_our_server(state):
         try:
             wait_redis_ping(
                 HOST, port, 2.0, service=service.name, runtime=runtime, location=service.loc
@@ -194,7 +195,7 @@ def _pick_up(service: Service, binary: str, runtime: str, key: str) -> ProcessRe
             pass
         stop_group(pid, None, _STOP_GRACE)
     elif reuse_state.is_our_server(state):
-        stop_group(pid, None, _STOP_GRACE)  # a different binary was asked for: replace the old server
+        stop_group(pid, None, _STOP_GRACE)  # another binary was asked for, or its dir is gone
     shutil.rmtree(workdir, ignore_errors=True)
     reuse_state.remove(key)
     return None

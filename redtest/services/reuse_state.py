@@ -135,6 +135,9 @@ def all_states() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+_DELETED = " (deleted)"
+
+
 def is_our_server(state: dict[str, Any]) -> bool:
     """True when the recorded pid is still the server we started (pids get recycled)."""
     pid, port = int(state["pid"]), int(state["port"])
@@ -142,9 +145,13 @@ def is_our_server(state: dict[str, Any]) -> bool:
     if os.path.isdir("/proc"):
         # redis rewrites its argv (proc title), but its cwd stays the temp dir we made for it
         try:
-            return os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) == workdir
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             return False
+        # A temp-dir cleaner (or a user's rm -rf) may have deleted the dir under the running
+        # server: Linux then shows "<path> (deleted)". Still ours, and still to be stopped.
+        cwd = cwd.removesuffix(_DELETED)
+        return os.path.realpath(cwd) == workdir
     return _info_pid(port) == pid  # no /proc (macOS): ask the server who it is
 
 

@@ -129,6 +129,54 @@ def test_reuse_across_two_processes(docker_engine: str, docker_client, suite_id:
     assert [c.id for c in _containers(docker_client, suite_id)] == [ids[0][0]]
 
 
+def test_reuse_started_by_runs_at_the_same_moment(docker_engine: str, docker_client, suite_id: str) -> None:  # type: ignore[no-untyped-def]
+    # Runs racing for one kept container must all end up using it: none may find another's
+    # container before it runs and remove it as broken (that run then failed to start).
+    code = (
+        "import sys, time\n"
+        "from redtest.services import start_redis\n"
+        "from tests.services.conftest import redis_service\n"
+        "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
+        f"s = start_redis(redis_service(runtime='docker', reuse=True), None, suite_id={suite_id!r})\n"
+        "print(s.container_id)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    for _ in range(5):
+        at = str(time.time() + 1.5)  # after every child has imported its modules
+        children = [
+            subprocess.Popen([sys.executable, "-c", code, at], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(5)
+        ]  # fmt: skip
+        results = [(c.communicate(timeout=60), c.returncode) for c in children]
+        assert [rc for _, rc in results] == [0] * 5, [err[-300:] for (_, err), _ in results]
+        ids = {out.strip() for (out, _), _ in results}
+        assert len(ids) == 1
+        assert [c.id for c in _containers(docker_client, suite_id)] == list(ids)
+        assert stop_all_reusable(suite_id) == 1
+
+
+def test_reuse_replaces_the_container_kept_for_another_image(docker_client, suite_id: str) -> None:  # type: ignore[no-untyped-def]
+    # The image (or port) changed since the last run: the old container can never be picked
+    # up again, so it must not keep running until someone thinks of `redtest clean`.
+    alt = f"redtest-alt-{uuid.uuid4().hex[:6]}:7"
+    docker_client.images.get("redis:7").tag(alt)
+    try:
+        first = start_redis(redis_service(runtime="docker", reuse=True), None, suite_id=suite_id)
+        assert isinstance(first, DockerRedis)
+        changed = redis_service(runtime="docker", reuse=True, image=alt)
+        second = start_redis(changed, None, suite_id=suite_id)
+        assert isinstance(second, DockerRedis) and not second.reused
+        assert [c.id for c in _containers(docker_client, suite_id)] == [second.container_id]
+        # another service of the same suite keeps its own container
+        other = start_redis(redis_service("other", runtime="docker", reuse=True), None, suite_id=suite_id)
+        assert len(_containers(docker_client, suite_id)) == 2
+        assert isinstance(other, DockerRedis)
+        assert stop_all_reusable(suite_id) == 2
+    finally:
+        docker_client.images.remove(alt)
+
+
 def test_missing_image_that_cannot_be_pulled(docker_client, suite_id: str) -> None:  # type: ignore[no-untyped-def]
     image = f"redtest-no-such-image-{uuid.uuid4().hex[:6]}:1"
     started = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -222,6 +223,33 @@ def test_reuse_starts_afresh_when_the_kept_server_died(use_system: str, suite_id
     assert redis.Redis(*second.endpoints["main"].addr.split(":")).ping()
     stop_all_reusable(suite_id)
     assert _gone(second.pid)
+
+
+def test_reuse_replaces_a_kept_server_whose_temp_dir_was_deleted(
+    use_system: str, suite_id: str
+) -> None:
+    # A temp-dir cleaner removed the dir under the kept server: it must be stopped and
+    # replaced, not forgotten while it keeps running (nothing could stop it afterwards).
+    svc = redis_service(reuse=True)
+    first = start_redis(svc, "local", suite_id=suite_id)
+    assert isinstance(first, ProcessRedis)
+    shutil.rmtree(first.workdir)
+    second = start_redis(svc, "local", suite_id=suite_id)
+    assert isinstance(second, ProcessRedis)
+    assert not second.reused and second.pid != first.pid and second.workdir.is_dir()
+    assert _gone(first.pid), "the kept server whose temp dir was deleted is still running"
+    assert stop_reusable_processes(suite_id) == 1
+    assert _gone(second.pid)
+
+
+def test_clean_stops_a_kept_server_whose_temp_dir_was_deleted(
+    use_system: str, suite_id: str
+) -> None:
+    first = start_redis(redis_service(reuse=True), "local", suite_id=suite_id)
+    assert isinstance(first, ProcessRedis)
+    shutil.rmtree(first.workdir)
+    assert stop_reusable_processes(suite_id) == 1
+    assert _gone(first.pid)
 
 
 def _run_child(code: str) -> subprocess.Popen[str]:

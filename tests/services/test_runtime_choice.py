@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +89,30 @@ def test_stop_runs_once_even_from_many_threads() -> None:
     assert calls == [1] and svc.stopped
     assert svc.endpoints["main"].addr == "127.0.0.1:1"
     assert svc.logs() == ""
+
+
+def test_auto_asks_a_hanging_engine_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An engine that accepts but never answers (a hung Docker Desktop VM) costs the probe's
+    # timeout (3 s); `auto` must not pay it again for every Redis service of the suite.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+    suite = tmp_path / "three.yaml"
+    services = "".join(
+        f"  {n}: {{interfaces: {{main: {{protocol: redis, port: 6379}}}}}}\n" for n in "abc"
+    )
+    steps = "".join(f"      - {n}.main.set: {{key: k, value: v}}\n" for n in "abc")
+    suite.write_text(f"version: 1\nservices:\n{services}scenarios:\n  s:\n    steps:\n{steps}")
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "redtest", "run", str(suite), "--json", str(tmp_path / "r.json")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        listener.close()
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"runtime": "docker"' not in (tmp_path / "r.json").read_text()
+    assert elapsed < 7.0, f"{elapsed:.1f}s: the hanging engine was probed for each service"
