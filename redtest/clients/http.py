@@ -15,12 +15,15 @@ Decisions (user-facing side in docs/application.md):
   assertable. No retries; proxy settings from the environment are ignored (the
   app under test is local, a corporate proxy must not stand in between).
 - A `timeout` argument is a duration (`2s`, `500ms`, a bare number = milliseconds);
-  without one the interface's step timeout applies.
+  without one the interface's step timeout applies. It bounds the whole call, body
+  included (requests' own timeout bounds each read, which a trickling body never hits).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
+import re
 import socket
 import threading
 import time
@@ -34,6 +37,7 @@ from redtest.durations import parse_duration
 from redtest.spec.methods import check_arguments
 
 ERROR_BODY_CHARS = 200  # how much of an error response's body goes into `.error`
+_INCOMPLETE = re.compile(r"IncompleteRead\((\d+) bytes read, (\d+) more expected\)")
 
 
 class HttpInterface:
@@ -62,8 +66,9 @@ class HttpInterface:
         started = time.perf_counter()
         try:
             with self._lock:
-                resp = self._session.request(verb, url, allow_redirects=False, **kwargs)
-                content = resp.content  # read the whole body inside the timing
+                resp = self._session.request(verb, url, allow_redirects=False, stream=True, **kwargs)
+                # the whole body inside the timing, and inside the step's timeout
+                content = _read_body(resp, kwargs["timeout"] - (time.perf_counter() - started))
         except requests.RequestException as exc:
             return Response(
                 None, False, f"{_describe(exc, kwargs['timeout'])}: {verb} {url}", _elapsed_ms(started)
@@ -151,6 +156,53 @@ class HttpInterface:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
+def _read_body(resp: requests.Response, remaining: float) -> bytes:
+    """The whole body, arriving within `remaining` seconds, else requests.Timeout.
+
+    requests' timeout bounds each read, not the total: a body that trickles in (an
+    event stream, an app writing a line a second) would keep a step waiting forever.
+    At the deadline a timer shuts the socket down, which ends the blocked read.
+    """
+    sock = _socket_of(resp)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+
+    timer = threading.Timer(max(remaining, 0.0), expire) if sock is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        content = resp.content
+    except requests.RequestException:
+        if expired.is_set():
+            raise requests.Timeout() from None
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if expired.is_set():  # a body without a length ends at EOF: cut short, not complete
+        resp.close()
+        raise requests.Timeout()
+    return content
+
+
+def _socket_of(resp: requests.Response) -> socket.socket | None:
+    """The socket the body is read from: http.client's file over it, else urllib3's connection
+    (the file is the one that stays when the response closes its connection at the end)."""
+    fp = getattr(getattr(resp.raw, "_fp", None), "fp", None)
+    for sock in (
+        getattr(getattr(fp, "raw", None), "_sock", None),
+        getattr(getattr(resp.raw, "_connection", None), "sock", None),
+    ):
+        if isinstance(sock, socket.socket):
+            return sock
+    return None
+
+
 def _param(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -214,6 +266,12 @@ def _describe(exc: requests.RequestException, timeout: float) -> str:
             return cause.strerror.lower()
         inner = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
         cause = inner or cause.__cause__ or cause.__context__ or getattr(cause, "reason", None)
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        # the app closed the connection (or broke the chunking) in the middle of the body
+        counts = _INCOMPLETE.search(str(exc))
+        return "connection closed before the whole body arrived" + (
+            f" ({counts.group(1)} bytes read, {counts.group(2)} more expected)" if counts else ""
+        )
     if isinstance(exc, requests.ConnectionError):
         text = str(exc)
         if "RemoteDisconnected" in text or "Connection aborted" in text:

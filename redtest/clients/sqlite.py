@@ -66,7 +66,7 @@ class SqliteInterface:
             else:
                 data = {"rowcount": self._exec(sql, params, wait)}
         except sqlite3.Error as exc:
-            return _fail(f"sqlite: {exc}", started)
+            return _fail(f"sqlite: {exc}{self._which_file(exc)}", started)
         except (OverflowError, ValueError, TypeError) as exc:  # e.g. an integer beyond 64 bits
             return _fail(f"sqlite: {exc}", started)
         return Response(data=data, ok=True, error=None, duration_ms=_elapsed_ms(started))
@@ -89,6 +89,15 @@ class SqliteInterface:
         return self.call("exec", {"sql": sql, "params": params})
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _which_file(self, exc: sqlite3.Error) -> str:
+        """SQLite's "unable to open database file" names no file: say which, and why."""
+        if "unable to open database file" not in str(exc):
+            return ""
+        path = self.path.resolve()
+        if not path.parent.is_dir():
+            return f" {path} (its folder does not exist)"
+        return f" {path}" + ("" if path.exists() else " (it does not exist)")
 
     def _connect(self, wait: float, *, read_only: bool) -> sqlite3.Connection:
         if read_only:

@@ -8,8 +8,10 @@ It returns only once the service's healthcheck passes.
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -182,7 +184,7 @@ def start_process(
                 except OSError as exc:
                     raise ServiceError(
                         f"service {service.name!r}: cannot run {shlex.join(command)} in {workdir}: "
-                        f"{exc.strerror or exc}",
+                        f"{_why_not_run(exc, command[0], workdir, full_env)}",
                         service.loc,
                     ) from exc
             running = RunningProcess(service.name, popen, list(command), log_path, ends, grace=grace)
@@ -195,6 +197,30 @@ def start_process(
                 running.stop()
         raise
     return running
+
+
+def _why_not_run(exc: OSError, program: str, workdir: Path, env: Mapping[str, str]) -> str:
+    """Why exec failed, in the user's terms. The OS says "No such file or directory" both for
+    a program that is not there and for a script whose `#!` interpreter is not there."""
+    if exc.errno != errno.ENOENT:
+        return exc.strerror or str(exc)
+    if "/" in program:
+        path: str | None = str(workdir / program)  # absolute stays absolute
+        if not os.path.exists(path):
+            return f"no such file {path}"
+    else:
+        path = shutil.which(program, path=env.get("PATH", os.defpath))
+        if path is None:
+            return f"{program!r} was not found on PATH"
+    try:
+        with open(path, "rb") as fh:
+            # only "\n" stripped: a Windows "\r" left at the end is the usual culprit
+            first = fh.readline(200).rstrip(b"\n").decode("utf-8", errors="replace")
+    except OSError:
+        first = ""
+    if first.startswith("#!"):
+        return f"the interpreter of {path} was not found (its first line is {first!r})"
+    return exc.strerror or str(exc)
 
 
 def _wait_ready(service: Service, running: RunningProcess) -> None:

@@ -68,6 +68,25 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/slow":
             time.sleep(1.0)
             self._reply(200, b"late", "text/plain")
+        elif path in ("/trickle", "/trickle-until-close"):
+            # a body that never ends, one byte every 100 ms: chunked, or (HTTP/1.0 style)
+            # without a length, where the end of the body is the end of the connection
+            chunked = path == "/trickle"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding" if chunked else "Connection", "chunked" if chunked else "close")
+            self.end_headers()
+            try:
+                for _ in range(600):
+                    self.wfile.write(b"1\r\nx\r\n" if chunked else b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the client gave up
+            self.close_connection = True
+        elif path == "/cut-short":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+            self.close_connection = True
         elif path == "/redirect":
             self._reply(302, b"", None, {"Location": "/text"})
         else:
@@ -204,6 +223,27 @@ def test_timeouts(api: HttpInterface) -> None:
     with HttpInterface(api.base_url, timeout=0.2) as short:  # the interface default
         assert "timed out" in short.get("/slow").error
     assert api.call("get", {"path": "/slow", "timeout": "3s"}).data == "late"
+
+
+@pytest.mark.parametrize("path", ["/trickle", "/trickle-until-close"])
+def test_a_body_that_trickles_in_ends_at_the_timeout(api: HttpInterface, path: str) -> None:
+    """The timeout bounds the whole call, not each read: a stream that sends a byte every
+    100 ms used to keep a step waiting forever."""
+    started = time.perf_counter()
+    r = api.call("get", {"path": path, "timeout": "500ms"})
+    elapsed = time.perf_counter() - started
+    assert not r.ok and r.status is None and r.data is None
+    assert r.error.startswith("timed out after 0.5s: GET ")
+    assert 0.4 <= elapsed < 2.0 and 400 <= r.duration_ms < 2000
+    assert api.get("/echo").ok  # the interface still works afterwards
+
+
+def test_a_body_cut_short_says_so(api: HttpInterface) -> None:
+    r = api.get("/cut-short")
+    assert not r.ok and r.status is None
+    assert r.error.startswith(
+        "connection closed before the whole body arrived (5 bytes read, 95 more expected): GET "
+    )
 
 
 def test_connection_refused_is_a_failed_response() -> None:

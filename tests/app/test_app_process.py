@@ -258,6 +258,33 @@ def test_command_not_found_and_bad_workdir(tmp_path: Path) -> None:
         start_process(service, [], {}, tmp_path, log_path=tmp_path / "a.log")
 
 
+def test_why_a_command_cannot_run_is_said_plainly(tmp_path: Path) -> None:
+    """The OS says "No such file or directory" for a missing program and for a script whose
+    #! interpreter is missing (or ends in a Windows "\\r"): the error tells them apart."""
+    service = make_service(tmp_path, http_port=None)
+
+    def error(command: list[str], env: dict[str, str] | None = None) -> str:
+        with pytest.raises(ServiceError) as info:
+            start_process(service, command, env or {}, tmp_path, log_path=tmp_path / "a.log")
+        return info.value.message
+
+    assert error(["no-such-binary-xyz"]).endswith("'no-such-binary-xyz' was not found on PATH")
+    assert error(["./missing.sh"]).endswith(f"no such file {tmp_path}/missing.sh")
+    for name, shebang in (("py9.sh", "#!/usr/bin/python9-xyz"), ("crlf.sh", "#!/bin/sh\r")):
+        script = tmp_path / name
+        script.write_text(f"{shebang}\necho hi\n")
+        script.chmod(0o755)
+        assert error([f"./{name}"]).endswith(
+            f"the interpreter of {script} was not found (its first line is {shebang!r})"
+        )
+    # found on the PATH the service's env gives, then its interpreter is missing
+    (tmp_path / "bin").mkdir()
+    tool = tmp_path / "bin" / "mytool"
+    tool.write_text("#!/nonexistent/sh\n")
+    tool.chmod(0o755)
+    assert "the interpreter of " + str(tool) in error(["mytool"], {"PATH": str(tmp_path / "bin")})
+
+
 def test_arguments_are_not_interpreted_by_a_shell(tmp_path: Path) -> None:
     service = make_service(tmp_path, http_port=None)
     out = tmp_path / "args.txt"

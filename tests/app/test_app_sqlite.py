@@ -79,6 +79,15 @@ def test_query_does_not_create_a_missing_database(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
+def test_a_file_that_cannot_be_opened_is_named(tmp_path: Path) -> None:
+    """SQLite's own message names no file; a relative `path` resolved somewhere unexpected
+    must be findable from the error."""
+    r = SqliteInterface(tmp_path / "not-yet.db").query("SELECT 1")
+    assert r.error == f"sqlite: unable to open database file {tmp_path}/not-yet.db (it does not exist)"
+    r = SqliteInterface(tmp_path / "no-dir" / "app.db").exec("CREATE TABLE t (a)")
+    assert r.error == f"sqlite: unable to open database file {tmp_path}/no-dir/app.db (its folder does not exist)"
+
+
 def test_blobs_and_odd_text_stay_json_safe(db: SqliteInterface) -> None:
     db.exec("UPDATE users SET avatar = ? WHERE id = 1", [b"\x89PNG\xff"])
     row = db.query("SELECT avatar FROM users WHERE id = 1").data[0]
