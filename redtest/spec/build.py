@@ -275,6 +275,15 @@ class _Builder:
         kind: model.ServiceKind
         if data.get("command"):
             kind = "process"
+            if data.get("image"):
+                # docker compose runs a command inside its image; here a command is a
+                # process on this machine (SPEC §2), so the image would be silently ignored
+                self.ctx.error(
+                    f"service {name!r} has both a command and an image: a command runs as a "
+                    "process on this machine, and an image with no command runs as a container "
+                    "(a command inside an image is not supported); remove one of them",
+                    doc.positions.of((*base, "image")),
+                )
             if "redis" in protocols:
                 self.ctx.error(
                     f"service {name!r} has a command and a redis interface: declare the Redis "
@@ -374,6 +383,14 @@ class _Builder:
                 self.ctx.error(
                     f"${{{ref.text}}}: service {service!r} has no interface {ref.interface!r}"
                     f"{suggest(ref.interface or '', ifaces)}",
+                    loc,
+                )
+                continue
+            iface = ifaces[ref.interface]
+            if ref.service == "self" and isinstance(iface, dict) and iface.get("protocol") == "sqlite":
+                self.ctx.error(
+                    f"${{{ref.text}}}: {ref.interface!r} is a sqlite interface, a file with no "
+                    "port to listen on; write the file's path here as in its `path`",
                     loc,
                 )
 

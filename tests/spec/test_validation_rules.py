@@ -215,6 +215,24 @@ def test_http_healthcheck_on_a_process_without_http_interface(tmp_path) -> None:
     assert "has an http healthcheck but no http interface" in _one_error(tmp_path, text)
 
 
+def test_a_command_and_an_image_together_are_refused(tmp_path) -> None:
+    """A compose user expects the command to run inside the image; redtest would run it
+    on this machine and ignore the image, so the pair is refused at the image."""
+    error = _one_error(tmp_path, APP + "    image: python:3.12\n")
+    assert error.startswith("6:12: ")  # the image's value
+    assert "service 'app' has both a command and an image" in error
+
+
+def test_own_sqlite_interface_has_no_port_template(tmp_path) -> None:
+    text = APP.replace("[python, app.py]", '[python, app.py, "${self.db.port}"]').replace(
+        "interfaces: {api: {protocol: http, port: 8080}}",
+        "interfaces: {api: {protocol: http, port: 8080}, db: {protocol: sqlite, path: x.db}}",
+    )
+    error = _one_error(tmp_path, text)
+    assert error.startswith("4:31: "), error  # the command item holding it
+    assert "${self.db.port}: 'db' is a sqlite interface" in error
+
+
 def test_redis_healthcheck_needs_a_redis_interface(tmp_path) -> None:
     error = _one_error(tmp_path, APP + "    healthcheck: {redis: ping}\n")
     assert error.startswith("6:5: ")
