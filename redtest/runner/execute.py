@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from redtest import expr
@@ -38,6 +39,11 @@ def run_test(
     scenario = suite.scenarios[test.scenario]
     result = TestResult(test, "passed", 0.0)
     lenient = test.kind == "fault_scenario"  # step failures are recorded, not fatal
+    if test.faults:
+        # Fresh connections: one kept from an earlier clean test would meet this test's
+        # faults (a `down` closing it counted as this test's hit), so reports depended on
+        # what ran before. Closed before the reset, which gives the proxy time to see it go.
+        env.close_step_clients()
     try:
         reset(env)
         active = _activate(env, test, random_seed)
@@ -106,8 +112,10 @@ def _activate(env: Environment, test: PlannedTest, random_seed: int) -> list[tup
             rules.extend(fault.rules)
         if not rules and target not in env.armed:
             continue  # already off: skip the cross-thread round trip
-        # A seed per test and target keeps probabilities repeatable with --random-seed.
-        rng_seed = zlib.crc32(f"{random_seed}:{test.id}:{target}".encode())
+        # A seed per test and target keeps probabilities repeatable with --random-seed;
+        # the file's name, not its path as typed, so the rerun the report suggests gives the
+        # same faults from another folder or with an absolute path.
+        rng_seed = zlib.crc32(f"{random_seed}:{Path(test.file).name}::{test.name}:{target}".encode())
         proxy.set_rules(rules, rng_seed=rng_seed)
         env.armed.add(target)
     return active
@@ -145,13 +153,16 @@ def _run_steps(
             clean = clean and response.ok and not _changes_connection(step)
             record = StepResult(index, step.label, _args(step), response, step.loc, step.as_name)
             result.steps.append(record)
+            fatal = not response.ok and not step.allow_error and not lenient
             # A fault scenario is judged by its own expect only (SPEC §6): the steps'
             # expectations belong to the scenario, which is expected to go wrong here.
-            if step.expect and not lenient:
+            # A fatal failure is the reason: expectations about a response that never
+            # came would only hide it in the reports.
+            if step.expect and not lenient and not fatal:
                 namespace = _namespace(env, result.steps)
                 record.assertions = [_evaluate(e, namespace) for e in step.expect]
             on_step(record)
-            if not response.ok and not step.allow_error and not lenient:
+            if fatal:
                 return f"{step.loc}: steps[{index}] ({step.label}) failed: {response.error}"
             failed = [a for a in record.assertions if not a.passed]
             if failed and not lenient:
