@@ -39,6 +39,26 @@ except ImportError:  # pragma: no cover - platform without uvloop
 __all__ = ["FaultProxy"]
 
 
+def _client_left(conn: ClientConnection) -> bool:
+    """Whether the client already closed its end (end of stream waiting to be read).
+
+    Called when `down` switches on: a connection whose client left a moment ago, before
+    the loop processed its end, is not one that `down` cut, and must not count as a hit.
+    """
+    transport = conn.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        # a duplicate of the descriptor: peeking must not disturb the transport's socket
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as dup:
+            return dup.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # open, nothing to read
+    except OSError:
+        return True  # reset by the client
+
+
 class FaultProxy:
     """A fault-injecting proxy in front of one Redis interface."""
 
@@ -308,7 +328,9 @@ class FaultProxy:
         self.rules = ruleset
         if ruleset.down_rules:  # `down`: open connections go at once
             for conn in list(self.conns):
-                if ruleset.connection_refused(conn.name, switching_on=True) is not None:
+                if _client_left(conn):  # closed by its client, not yet seen: not a hit
+                    conn.abort()
+                elif ruleset.connection_refused(conn.name, switching_on=True) is not None:
                     conn.abort()
 
     def hit_counts(self) -> list[int]:

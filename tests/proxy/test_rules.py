@@ -221,6 +221,20 @@ def test_down_then_recovery(proxy: FaultProxy) -> None:
     assert r.ping()  # redis-py reconnects on the next command
 
 
+def test_down_does_not_count_connections_their_clients_just_closed(proxy: FaultProxy) -> None:
+    """A client that closed its connection a moment before `down` switched on, before the
+    proxy read the end of stream, was counted as a hit: reports then said `down` cut a
+    connection nobody used. Each round closes one and switches `down` on at once."""
+    for _ in range(20):
+        proxy.set_rules([])
+        with socket.create_connection(proxy.address) as s:
+            s.sendall(b"PING\r\n")
+            assert s.recv(16) == b"+PONG\r\n"
+        proxy.set_rules([rule(DownEffect())])
+        assert proxy.hit_counts() == [0]
+    proxy.set_rules([])
+
+
 def test_down_for_a_while(proxy: FaultProxy) -> None:
     proxy.set_rules([rule(DownEffect(), for_seconds=0.3)])
     with pytest.raises(redis.ConnectionError):
