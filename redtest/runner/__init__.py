@@ -184,6 +184,7 @@ def _errored(test: PlannedTest, message: str, events: _Broadcast, output: str | 
 
 def _print_kept(env: Environment) -> None:
     """What --keep-services left running, how to reach it, and how to stop it."""
+    import shlex
     import sys
 
     for info in env.infos:
@@ -194,6 +195,9 @@ def _print_kept(env: Environment) -> None:
         if info.detail:
             line += f"; {info.detail}"
         stop = _stop_hint(info)
+        workdir = getattr(env.running.get(info.name), "workdir", None)
+        if stop and workdir is not None:  # a local server's folder: its log and socket
+            stop += f" && rm -rf {shlex.quote(str(workdir))}"
         if stop:
             line += f"; stop it with: {stop}"
         sys.stderr.write(line + "\n")

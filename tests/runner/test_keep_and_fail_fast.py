@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-KEPT = re.compile(r"kept (\w+) \((\w+)\): .*; pid (\d+); stop it with: kill -TERM -- -(\d+)\n")
+KEPT = re.compile(
+    r"kept (\w+) \((\w+)\): .*; pid (\d+); stop it with: kill -TERM -- -(\d+)(?: && rm -rf (\S+))?\n"
+)
 
 
 def _alive(pid: int) -> bool:
@@ -28,14 +31,25 @@ def _alive(pid: int) -> bool:
 def _stop_kept(text: str) -> list[int]:
     """Stop every kept service as the printed hint says; returns their pids."""
     pids = []
-    for _name, _runtime, pid, group in KEPT.findall(text):
+    for _name, _runtime, pid, group, _folder in KEPT.findall(text):
         assert int(group) > 1  # never signal group 0 or 1
         pids.append(int(pid))
         try:
             os.killpg(int(group), signal.SIGTERM)
         except ProcessLookupError:
             pass
+
     return pids
+
+
+def _remove_kept_folders(text: str, tmp: Path) -> None:
+    """The second half of each printed hint (`&& rm -rf FOLDER`), once the servers are
+    gone; then nothing of theirs is left under `tmp` (a failed app's log stays: its error
+    names it)."""
+    for *_, folder in KEPT.findall(text):
+        if folder:
+            shutil.rmtree(folder)
+    assert not list(tmp.glob("redtest-cache-*")), list(tmp.iterdir())
 
 
 def _wait_gone(pids: list[int]) -> list[int]:
@@ -93,6 +107,7 @@ def test_keep_services_reports_what_it_kept_when_a_later_service_fails(cli, tmp_
     assert [m[0] for m in KEPT.findall(result.stderr)] == ["cache"], result.stderr
     assert left == pids, "every server left running is reported"
     assert _wait_gone(pids) == []
+    _remove_kept_folders(result.stderr, tmp)
 
 
 def test_keep_services_reports_what_it_kept_when_interrupted(tmp_path: Path) -> None:
@@ -125,3 +140,4 @@ def test_keep_services_reports_what_it_kept_when_interrupted(tmp_path: Path) -> 
     assert len(pids) == 1 and left == pids, err
     assert "interrupted: everything redtest started has been stopped, except the services kept" in err
     assert _wait_gone(pids) == []
+    _remove_kept_folders(err, tmp)

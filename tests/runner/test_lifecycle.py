@@ -159,16 +159,23 @@ def test_keep_services_says_how_to_stop_and_what_no_longer_answers(cli, tmp_path
         "scenarios:\n  s:\n    steps:\n      - cache.main.ping: {}\n"
     )
     result = cli(["run", str(suite), "--runtime", "local", "-q", "--keep-services"])
-    hints = re.findall(r"kept (\w+) \(\w+\): .*; pid (\d+); stop it with: kill -TERM -- -(\d+)\n", result.stderr)
+    hints = re.findall(
+        r"kept (\w+) \(\w+\): .*; pid (\d+); stop it with: kill -TERM -- -(\d+)(?: && rm -rf (\S+))?\n",
+        result.stderr,
+    )
     pids = [int(h[1]) for h in hints]
     try:
         assert result.returncode == 0, result.stdout + result.stderr
         assert [h[0] for h in hints] == ["cache", "app"], result.stderr
         assert all(_alive(p) for p in pids)
         assert "note: app was given a proxy's address for Redis" in result.stderr
-        assert all(pid == group for _, pid, group in hints)  # the hint stops that pid's group
+        assert all(pid == group for _, pid, group, _ in hints)  # the hint stops that pid's group
+        folders = [Path(folder) for *_, folder in hints if folder]
+        assert len(folders) == 1 and folders[0].is_dir()  # the Redis server's; the app has none
     finally:
-        for *_, group in hints:  # what the printed command does (each is its own session)
+        for _, _, group, folder in hints:  # what the printed command does (each is its own session)
             assert int(group) > 1  # never signal group 0 or 1 (ourselves, everything)
             os.killpg(int(group), signal.SIGTERM)
+            if folder:
+                shutil.rmtree(folder)
     _assert_all_stopped(pids)
