@@ -88,7 +88,7 @@ def hits_phrase(n: int) -> str:
 
 
 def fault_summary(fault: FaultActivation) -> str:
-    """'set_fails@cache.main (error command=SET: 2 hits)'."""
+    """'set_fails@cache.main (error(command=SET, message=READONLY): 2 hits)'."""
     rules = "; ".join(f"{r.rule}: {hits_phrase(r.hits)}" for r in fault.rules)
     return f"{fault.name}@{fault.target} ({rules})" if rules else f"{fault.name}@{fault.target}"
 

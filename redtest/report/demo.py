@@ -70,8 +70,8 @@ def sample_run() -> RunResult:
                             message="<no> counter & stale"),
         ],
         faults=[
-            FaultActivation("set_fails", "cache.main", [RuleHits("error command=SET message=READONLY", 1)]),
-            FaultActivation("slow_reads", "cache.main", [RuleHits("delay command=GET delay=500ms", 2)]),
+            FaultActivation("set_fails", "cache.main", [RuleHits("error(command=SET, message=READONLY)", 1)]),
+            FaultActivation("slow_reads", "cache.main", [RuleHits("delay(command=GET, delay=500ms)", 2)]),
         ],
         error="1 of 2 expectations failed",
     )
@@ -81,7 +81,7 @@ def sample_run() -> RunResult:
         status="error", duration_s=1.5,
         error="service app exited with status 1 before the test ended",
         output="Traceback (most recent call last):\n  File \"app.py\", line 3\nConnectionError: \x1b[31mredis down\x1b[0m\x00",
-        faults=[FaultActivation("redis_down", "cache.main", [RuleHits("down", 0)])],
+        faults=[FaultActivation("redis_down", "cache.main", [RuleHits("down()", 0)])],
     )
     skipped = TestResult(test=_planned(APP, "create_order", line=30), status="skipped", duration_s=0.0,
                          skip_reason="deselected by --tag smoke")
@@ -90,10 +90,10 @@ def sample_run() -> RunResult:
                                  faults=("set_fails",)), status="failed", duration_s=0.01,
                    assertions=[AssertionResult('assert_eq(r.data["value"], "1")', Location(BASIC, 17, 9), False,
                                                detail="expected '1', got None")],
-                   faults=[FaultActivation("set_fails", "cache.main", [RuleHits("error command=SET message=READONLY", 1)])]),
+                   faults=[FaultActivation("set_fails", "cache.main", [RuleHits("error(command=SET, message=READONLY)", 1)])]),
         TestResult(test=_planned(BASIC, "counter_increments[slow_reads]", kind="matrix", scenario="counter_increments",
                                  faults=("slow_reads",)), status="passed", duration_s=0.52,
-                   faults=[FaultActivation("slow_reads", "cache.main", [RuleHits("delay command=GET delay=500ms", 1)])]),
+                   faults=[FaultActivation("slow_reads", "cache.main", [RuleHits("delay(command=GET, delay=500ms)", 1)])]),
     ]
     services = [
         ServiceInfo("cache", "redis", "docker", {"main": "127.0.0.1:32768"}, {"main": "127.0.0.1:40001"}, "c0ffee",

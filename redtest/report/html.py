@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
 
 from redtest.report._common import (
+    SLOW_STEP_MS,
     STATUS_WORD,
     Matrix,
     args_text,
@@ -46,8 +48,19 @@ pre { background: var(--bg); border: 1px solid var(--line); padding: 8px; overfl
 table { border-collapse: collapse; width: 100%; margin: 6px 0; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: var(--bg); } td.num, th.num { text-align: right; } tr.total td { font-weight: 600; }
+/* A long unbroken name or value wraps where it must instead of widening the page. In
+   tables, "anywhere" also lets a column shrink, so headers do not wrap: they keep short
+   cells whole; the steps table has fixed columns; the matrix scrolls in its own box. */
+td, th, h3, summary, .mono, .meta, .faults, .assertion div, li { overflow-wrap: anywhere; }
+th, td.num, .pill { white-space: nowrap; overflow-wrap: normal; }
+.scroll { overflow-x: auto; }
+table.steps { table-layout: fixed; }
+table.steps th:nth-child(1) { width: 40px; } table.steps th:nth-child(2) { width: 22%; }
+table.steps th:nth-child(3) { width: 30%; } table.steps th:nth-child(5) { width: 110px; }
+table.matrix th { white-space: normal; overflow-wrap: break-word; min-width: 64px; }
+table.matrix td[class^="cell-"] { white-space: nowrap; overflow-wrap: normal; }
 table.matrix td, table.matrix th { text-align: center; border: 1px solid var(--line); }
-table.matrix td:first-child { text-align: left; }
+table.matrix td:first-child { text-align: left; min-width: 24ch; }
 .cell-passed { background: #dafbe1; color: var(--pass); font-weight: 600; }
 .cell-failed { background: #ffebe9; color: var(--fail); font-weight: 600; }
 .cell-error { background: #fbefff; color: var(--error); font-weight: 600; }
@@ -66,6 +79,7 @@ details.test > summary { cursor: pointer; }
 .tl-bar { position: absolute; top: 0; height: 14px; border-radius: 3px; background: #54aeff; min-width: 2px; }
 .tl-bar.slow { background: #fb8f44; } .tl-bar.bad { background: var(--fail); }
 .tl-bar.sleep { background: #afb8c1; }
+.tl-axis { color: var(--muted); font-size: 11px; } .tl-axis .tl-scale { display: flex; justify-content: space-between; }
 """
 
 
@@ -113,6 +127,11 @@ def _e(text: object) -> str:
     return html.escape(clean(str(text)), quote=True)
 
 
+def _breakable(name: str) -> str:
+    """Escaped, with a line-break opportunity after each _ . - + so a long fault name wraps there."""
+    return re.sub(r"([_.+-])", r"\1<wbr>", _e(name))
+
+
 def _pill(status: str) -> str:
     return f'<span class="pill {status}">{STATUS_WORD[status]}</span>'
 
@@ -156,7 +175,7 @@ def _services(result: RunResult) -> str:
 
 
 def _matrix(grid: Matrix) -> str:
-    head = "<tr><th>scenario</th><th>no fault</th>" + "".join(f"<th>{_e(c)}</th>" for c in grid.columns) + "</tr>"
+    head = "<tr><th>scenario</th><th>no fault</th>" + "".join(f"<th>{_breakable(c)}</th>" for c in grid.columns) + "</tr>"
     rows = []
     for row in grid.rows:
         cells = [grid.baseline.get(row)] + [grid.cells.get((row, col)) for col in grid.columns]
@@ -166,7 +185,9 @@ def _matrix(grid: Matrix) -> str:
             for t in cells
         )
         rows.append(f"<tr><td class=mono>{_e(grid.row_label(row))}</td>{tds}</tr>")
-    return f'<h2 id="matrix">Matrix: scenario × fault</h2><table class="matrix">{head}{"".join(rows)}</table>'
+    # many fault columns scroll inside their box; the rest of the page keeps its width
+    return (f'<h2 id="matrix">Matrix: scenario × fault</h2>'
+            f'<div class="scroll"><table class="matrix">{head}{"".join(rows)}</table></div>')
 
 
 def _faults_html(t: TestResult) -> str:
@@ -215,16 +236,23 @@ def _steps_table(t: TestResult) -> str:
 
 
 def _timeline(t: TestResult) -> str:
-    """Steps as bars on one time axis: where each began and how long it took."""
+    """Steps as bars on one time axis: where each began and how long it took.
+
+    The axis is never shorter than SLOW_STEP_MS: a test whose steps took 1 ms in all
+    would otherwise draw a full-width bar, the same as a half-second delay in another
+    test, and a delayed step would no longer stand out when scanning the page.
+    """
     if not t.steps:
         return ""
-    total = max(sum(s.response.duration_ms for s in t.steps), 1)
+    axis = max(sum(s.response.duration_ms for s in t.steps), SLOW_STEP_MS)
     rows, start = [], 0
     for s in t.steps:
         ms = s.response.duration_ms
-        kind = "sleep" if s.label == "sleep" else "slow" if is_slow(s) else "bad" if not s.response.ok else ""
-        left, width = 100 * start / total, 100 * ms / total
-        note = " SLOW" if is_slow(s) else ""
+        slow = is_slow(s)
+        # a failure wins over slowness: a step that timed out is both, and it failed
+        kind = "sleep" if s.label == "sleep" else "bad" if not s.response.ok else "slow" if slow else ""
+        left, width = 100 * start / axis, 100 * ms / axis
+        note = " SLOW" if slow else ""
         rows.append(
             f'<div class="tl-row"><span class=mono>[{s.index}] {_e(s.label)}</span>'
             f'<div class="tl-track"><div class="tl-bar {kind}" style="left:{left:.2f}%;width:{width:.2f}%"'
@@ -232,7 +260,9 @@ def _timeline(t: TestResult) -> str:
             f'<span class="num{" slow" if note else ""}">{ms} ms{note}</span></div>'
         )
         start += ms
-    return f'<div class="timeline">{"".join(rows)}</div>'
+    scale = (f'<div class="tl-row tl-axis"><span></span><div class="tl-scale"><span>0</span>'
+             f"<span>{axis} ms</span></div><span></span></div>")
+    return f'<div class="timeline">{"".join(rows)}{scale}</div>'
 
 
 def _test(t: TestResult) -> str:
@@ -249,10 +279,13 @@ def _test(t: TestResult) -> str:
     body.append(_timeline(t))
     if t.steps:
         body.append(_steps_table(t))
-    if t.assertions:
+    # the steps' own expect, then the test's: every result the JSON report has
+    results = [(f"steps[{s.index}] ", a) for s in t.steps for a in s.assertions]
+    results += [("", a) for a in t.assertions]
+    if results:
         items = "".join(
-            f'<li class=mono>{"✔" if a.passed else "✘"} {_e(a.source)}'
+            f'<li class=mono>{"✔" if a.passed else "✘"} {_e(where + a.source)}'
             + (f' <span class="step-error">{_e(a.detail or a.error or "")}</span>' if not a.passed else "")
-            + "</li>" for a in t.assertions)
+            + "</li>" for where, a in results)
         body.append(f"<ul>{items}</ul>")
     return f'<details class="test"{is_open}><summary>{summary}</summary>{"".join(body)}</details>'

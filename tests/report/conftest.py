@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,12 @@ def junit_xsd() -> Path:
     here = Path(__file__).resolve().parent
     shared = here.parents[1] / ".." / "shared" / "junit" / "junit-10.xsd"
     return shared if shared.is_file() else here / "junit-10.xsd"
+
+
+def find_chromium() -> str | None:
+    """A headless-capable Chromium on PATH (CI installs Debian's `chromium`), or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None

@@ -43,9 +43,9 @@ def test_test_lines_with_faults_and_hits(run: RunResult) -> None:
     out = flat(render(run))
     assert "PASS scenarios/basic.yaml::counter_increments 21 ms" in out
     assert ("FAIL scenarios/basic.yaml::incr_when_writes_fail 534 ms faults: "
-            "set_fails@cache.main (error command=SET message=READONLY: 1 hit)") in out
-    assert "slow_reads@cache.main (delay command=GET delay=500ms: 2 hits)" in out
-    assert "ERROR scenarios/app.yaml::no_stale_cache 1.50 s faults: redis_down@cache.main (down: 0 hits)" in out
+            "set_fails@cache.main (error(command=SET, message=READONLY): 1 hit)") in out
+    assert "slow_reads@cache.main (delay(command=GET, delay=500ms): 2 hits)" in out
+    assert "ERROR scenarios/app.yaml::no_stale_cache 1.50 s faults: redis_down@cache.main (down(): 0 hits)" in out
     assert "SKIP scenarios/app.yaml::create_order 0 ms (deselected by --tag smoke)" in out
 
 

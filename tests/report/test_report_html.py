@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -12,6 +11,8 @@ import pytest
 
 from redtest.report.html import render_html, write_html
 from redtest.results import RunResult
+
+from .conftest import find_chromium
 
 FAILED_NAME = "scenarios/basic.yaml::incr_when_writes_fail"
 ASSERTION = 'assert_eq(cache.main.get(key="counter").data["value"], None, "<no> counter & stale")'
@@ -48,14 +49,6 @@ def test_no_matrix_section_without_cells(clean_run: RunResult) -> None:
     assert 'id="matrix"' not in page and 'id="failures"' not in page
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def _dump_dom(browser: str, page: Path) -> str:
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.run(
@@ -80,10 +73,10 @@ document.addEventListener("DOMContentLoaded", () => {
 </script>"""
 
 
-@pytest.mark.skipif(_chromium() is None,
+@pytest.mark.skipif(find_chromium() is None,
                     reason="chromium is not installed (CI installs it: apt-get install -y chromium)")
 def test_chromium_shows_the_failure(run: RunResult, tmp_path: Path) -> None:
-    browser = _chromium()
+    browser = find_chromium()
     assert browser is not None
     page = tmp_path / "report.html"
     write_html(run, page)

@@ -50,7 +50,7 @@ def test_failed_test_detail(run: RunResult) -> None:
         "scenarios/basic.yaml::incr_when_writes_fail", "fault_scenario", "failed", "counter_increments")
     assert t["fault_names"] == ["set_fails", "slow_reads"]
     assert t["faults"][1] == {"name": "slow_reads", "target": "cache.main",
-                              "rules": [{"rule": "delay command=GET delay=500ms", "hits": 2}], "hits": 2}
+                              "rules": [{"rule": "delay(command=GET, delay=500ms)", "hits": 2}], "hits": 2}
     assert t["steps"][0]["response"] == {
         "data": None, "ok": False, "error": "READONLY You can't write against a read only replica.", "duration_ms": 3}
     assert t["steps"][2]["slow"] is True and t["steps"][2]["as"] == "r"

@@ -74,8 +74,8 @@ def test_system_out_has_steps_and_fault_hits(run: RunResult, tmp_path: Path, sch
     root = _write(run, tmp_path, schema)
     case = next(c for c in root.iter("testcase") if c.get("name") == "incr_when_writes_fail")
     out = case.find("system-out").text
-    assert "set_fails@cache.main (error command=SET message=READONLY: 1 hit)" in out
-    assert "delay command=GET delay=500ms: 2 hits" in out
+    assert "set_fails@cache.main (error(command=SET, message=READONLY): 1 hit)" in out
+    assert "delay(command=GET, delay=500ms): 2 hits" in out
     assert '[0] cache.main.set {"key": "counter", "value": "0"} -> error: READONLY' in out
     assert "(512 ms)  [SLOW]" in out
 
