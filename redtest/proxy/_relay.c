@@ -471,9 +471,11 @@ static PyObject *Relay_add(Relay *r, PyObject *const *args, Py_ssize_t nargs)
             if (side == 1)
                 epoll_ctl(r->ep, EPOLL_CTL_DEL, fds[0], NULL);
             r->live--;
-            unlink_pair(r, p); /* never watched by the thread: free it now */
+            /* An epoll_wait may already have returned an event for the first socket:
+             * the thread frees the pair after that batch, as any removed pair (freeing
+             * it here let the thread handle a freed, or reused, pair). */
+            bury(r, p);
             pthread_mutex_unlock(&r->lock);
-            free(p);
             errno = saved;
             return PyErr_SetFromErrno(PyExc_OSError); /* the caller keeps the sockets */
         }

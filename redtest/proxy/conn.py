@@ -784,8 +784,9 @@ class ClientConnection(asyncio.Protocol):
         self.raw_mode = True
         self._up(bytes(pending))
         self.buf.clear()
-        self.opaque = True
-        self._run_heads()
+        # The replies owed for the commands framed so far still order what waits behind
+        # them (an injected answer): counting stops only after them.
+        self._push(_Marker(_OPAQUE))
 
     def _enter_py(self, parse_now: bool = True) -> None:
         """hiredis met a non-array command at a boundary: parse exactly from here on (at
