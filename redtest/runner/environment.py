@@ -178,16 +178,17 @@ def make_client(access: InterfaceAccess, *, via_proxy: bool, client_name: str | 
 def start_order(services: dict[str, model.Service]) -> list[model.Service]:
     """Services in dependency order; Redis and SQLite first so apps can be wired to them."""
     done: dict[str, model.Service] = {}
-
-    def visit(svc: model.Service) -> None:
-        if svc.name in done:
-            return
-        for dep in svc.depends_on:
-            visit(services[dep])
-        done[svc.name] = svc
-
-    for svc in sorted(services.values(), key=lambda s: s.kind in ("process", "container")):
-        visit(svc)
+    for root in sorted(services.values(), key=lambda s: s.kind in ("process", "container")):
+        # depth first, with an explicit stack: a long depends_on chain is no RecursionError
+        todo = [(root, iter(root.depends_on))]
+        while todo:
+            svc, deps = todo[-1]
+            dep = next((services[d] for d in deps if d not in done), None)
+            if dep is None:
+                todo.pop()
+                done.setdefault(svc.name, svc)
+            elif all(dep is not s for s, _ in todo):  # validation refuses cycles
+                todo.append((dep, iter(dep.depends_on)))
     return list(done.values())
 
 

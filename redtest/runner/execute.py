@@ -147,19 +147,25 @@ def _run_steps(
 ) -> str | None:
     """Run steps through the proxy; returns why the test stopped early, or None."""
     clean = not result.test.faults
+    # Made at the first step expect, then kept up to date: rebuilt for every step, it cost
+    # the square of a scenario's length (10,000 steps with expect: 9 s instead of 1 s).
+    namespace: dict[str, Any] | None = None
     try:
         for index, step in enumerate(steps):
             response = _call(env, step)
             clean = clean and response.ok and not _changes_connection(step)
             record = StepResult(index, step.label, _args(step), response, step.loc, step.as_name)
             result.steps.append(record)
+            if namespace is not None:
+                _add_step(namespace, record)
             fatal = not response.ok and not step.allow_error and not lenient
             # A fault scenario is judged by its own expect only (SPEC §6): the steps'
             # expectations belong to the scenario, which is expected to go wrong here.
             # A fatal failure is the reason: expectations about a response that never
             # came would only hide it in the reports.
             if step.expect and not lenient and not fatal:
-                namespace = _namespace(env, result.steps)
+                if namespace is None:
+                    namespace = _namespace(env, result.steps)
                 record.assertions = [_evaluate(e, namespace) for e in step.expect]
             on_step(record)
             if fatal:
@@ -204,6 +210,14 @@ def _namespace(env: Environment, steps: list[StepResult]) -> dict[str, Any]:
         if s.as_name:
             namespace[s.as_name] = s.response
     return namespace
+
+
+def _add_step(namespace: dict[str, Any], step: StepResult) -> None:
+    """Bring a namespace made by _namespace up to date with one more step."""
+    namespace["steps"].append(step.response)
+    namespace["r"] = step.response
+    if step.as_name:
+        namespace[step.as_name] = step.response
 
 
 def _evaluate(expectation: model.Expectation, namespace: dict[str, Any]) -> AssertionResult:

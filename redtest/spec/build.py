@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,48 @@ def _display(path: Path) -> str:
     return os.path.normpath(str(path))
 
 
+class _ScopeNames(AbstractSet[str]):
+    """`r`, `steps` and the given `as:` names, as a view of `names` (not a copy)."""
+
+    _BUILT_IN = ("r", "steps")
+
+    def __init__(self, names: Collection[str]) -> None:
+        self._names = names
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._BUILT_IN or name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._BUILT_IN
+        yield from (n for n in self._names if n not in self._BUILT_IN)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _LaterNames(Mapping[str, str]):
+    """The `as:` names of steps after steps[index] that are not given yet, each with why a
+    step's expect cannot use it; looked up when asked, from the live `given` names."""
+
+    def __init__(self, later: dict[str, int], given: Collection[str], index: int) -> None:
+        self._later, self._given, self._index = later, given, index
+
+    def __getitem__(self, name: str) -> str:
+        j = self._later.get(name)
+        if j is None or j <= self._index or name in self._given:
+            raise KeyError(name)
+        return (
+            f"is the name of a later step (steps[{j}]): a step's expect sees its own "
+            "response (r) and the steps before it"
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._later if name in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass
 class _Origin:
     """A named definition and the document it came from."""
@@ -57,15 +100,47 @@ class _Context:
         self.errors.append(SpecError(message, loc))
 
 
-def collect_documents(path: Path) -> list[Document]:
+@dataclass
+class DocumentCache:
+    """Files loaded and schema-checked once per command, however many suites include them.
+
+    Without it every suite parsed its includes again: 300 suites that include one
+    common file with a large seed parsed it 300 times, and an include chain cost the
+    square of its length.
+    """
+
+    loaded: dict[tuple[Path, str], Document | SpecError] = field(default_factory=dict)
+    schema_errors: dict[int, list[SpecError]] = field(default_factory=dict)  # by id(document)
+
+    def load(self, file: Path, display: str) -> Document:
+        key = (file.resolve(), str(file))  # the same text names it the same way in messages
+        if key not in self.loaded:
+            try:
+                self.loaded[key] = load_document(file, display)
+            except SpecError as exc:
+                self.loaded[key] = exc
+        found = self.loaded[key]
+        if isinstance(found, SpecError):
+            raise found
+        return found
+
+
+def collect_documents(path: Path, cache: DocumentCache | None = None) -> list[Document]:
     """The file, then everything it includes, each file once, every file after the files
     it includes (depth first, post-order): merging in this order reports a name defined
     twice at the definition read second, the outer of two nested includes."""
+    cache = cache if cache is not None else DocumentCache()
     docs: list[Document] = []
     seen: dict[Path, Document] = {}
     errors: list[SpecError] = []
 
-    def visit(file: Path, display: str, chain: tuple[Path, ...], at: Location | None) -> None:
+    # An explicit stack, not recursion: a chain of a thousand includes is no reason for a
+    # RecursionError. Each entry: the file's document, the chain of files from the suite
+    # down to it (real paths), and its includes still to visit, the next one last.
+    stack: list[tuple[Document, tuple[Path, ...], list[tuple[Path, Location]]]] = []
+
+    def enter(file: Path, chain: tuple[Path, ...], at: Location | None) -> None:
+        display = _display(file)
         real = file.resolve()
         if real in chain:
             assert at is not None
@@ -77,26 +152,39 @@ def collect_documents(path: Path) -> list[Document]:
         if problem is not None:
             errors.append(problem)
             return
-        doc = load_document(file, display)
+        doc = cache.load(file, display)
         seen[real] = doc
         includes = doc.data.get("include") if isinstance(doc.data, dict) else None
-        for i, inc in enumerate(includes if isinstance(includes, list) else []):
-            if not isinstance(inc, str) or not inc:
-                continue  # the schema reports it (a "" path would read as the folder)
-            target = file.parent / inc
-            visit(target, _display(target), (*chain, real), doc.positions.of(("include", i)))
-        docs.append(doc)
+        todo = [
+            (file.parent / inc, doc.positions.of(("include", i)))
+            for i, inc in enumerate(includes if isinstance(includes, list) else [])
+            # the schema reports the others (a "" path would read as the folder)
+            if isinstance(inc, str) and inc
+        ]
+        stack.append((doc, (*chain, real), todo[::-1]))
 
-    visit(path, _display(path), (), None)
+    enter(path, (), None)
+    while stack:
+        doc, chain, todo = stack[-1]
+        if todo:
+            target, at = todo.pop()
+            enter(target, chain, at)
+        else:
+            stack.pop()
+            docs.append(doc)  # after everything it includes
     if errors:
         raise SpecErrors(errors) if len(errors) > 1 else errors[0]
     return [docs[-1], *docs[:-1]]  # the file itself first
 
 
-def load_suite(path: Path) -> model.Suite:
-    """Load, validate and build one suite file; raises SpecError/SpecErrors."""
-    docs = collect_documents(path)
-    check_documents(docs)
+def load_suite(path: Path, cache: DocumentCache | None = None) -> model.Suite:
+    """Load, validate and build one suite file; raises SpecError/SpecErrors.
+
+    Pass one `cache` for all the suites of a command, so shared includes load once.
+    """
+    cache = cache if cache is not None else DocumentCache()
+    docs = collect_documents(path, cache)
+    check_documents(docs, cache.schema_errors)
     ctx = _Context(docs[0], docs)
     _merge_definitions(ctx)
     suite = _Builder(ctx).build()
@@ -136,11 +224,12 @@ def load_suites(paths: Iterable[Path]) -> list[model.Suite]:
     files = find_suite_files(paths)
     suites: list[model.Suite] = []
     errors: list[SpecError] = []
+    cache = DocumentCache()
     for file in files:
         if not file.exists():
             raise UsageError(f"no such file or folder: {file}")
         try:
-            suites.append(load_suite(file))
+            suites.append(load_suite(file, cache))
         except SpecErrors as many:
             errors.extend(many.errors)
         except SpecError as one:
@@ -403,28 +492,31 @@ class _Builder:
                         f"service {name!r} depends on unknown service {dep!r}{suggest(dep, self.services)}",
                         origin.doc.positions.of(("services", name, "depends_on", i)),
                     )
-        # Cycles: depth-first search over the known edges.
-        state: dict[str, int] = {}
-
-        def visit(name: str, chain: list[str]) -> None:
-            if state.get(name) == 2:
-                return
-            if state.get(name) == 1:
-                cycle = " → ".join([*chain[chain.index(name):], name])
-                self.ctx.error(
-                    f"depends_on cycle: {cycle} (a service whose address a template uses "
-                    "counts as a dependency)",
-                    self.services[name].loc,
-                )
-                return
-            state[name] = 1
-            for dep in self.services[name].depends_on:
-                if dep in self.services:
-                    visit(dep, [*chain, name])
-            state[name] = 2
-
-        for name in self.services:
-            visit(name, [])
+        # Cycles: depth-first search over the known edges, with an explicit stack (a
+        # thousand services in a chain are no reason for a RecursionError).
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        for root in self.services:
+            if state.get(root):
+                continue
+            state[root] = 1
+            path = [root]
+            todo = [iter(self.services[root].depends_on)]
+            while todo:
+                dep = next((d for d in todo[-1] if d in self.services), None)
+                if dep is None:
+                    state[path.pop()] = 2
+                    todo.pop()
+                elif state.get(dep) == 1:
+                    cycle = " → ".join([*path[path.index(dep):], dep])
+                    self.ctx.error(
+                        f"depends_on cycle: {cycle} (a service whose address a template uses "
+                        "counts as a dependency)",
+                        self.services[dep].loc,
+                    )
+                elif state.get(dep) is None:
+                    state[dep] = 1
+                    path.append(dep)
+                    todo.append(iter(self.services[dep].depends_on))
 
     def _resolve_seed(self, svc: model.Service, origin: _Origin) -> model.Service:
         seed = origin.data.get("seed")
@@ -466,20 +558,17 @@ class _Builder:
                 )
             elif as_name is not None:
                 names[as_name] = (i, doc.positions.of((*path, i, "as")))
-            later = {
-                name: f"is the name of a later step (steps[{j}]): a step's expect sees its own "
-                "response (r) and the steps before it"
-                for name, j in later_names.items()
-                if j > i and name not in names
-            }
-            step = self._step(doc, (*path, i), item, set(names), seed, later)
+            # Views of the names as they stand now, used at once: copies made for each step
+            # cost the square of a scenario's length (10,000 named steps took 20 s).
+            later = _LaterNames(later_names, names, i)
+            step = self._step(doc, (*path, i), item, names.keys(), seed, later)
             if step is not None:
                 steps.append(step)
         return tuple(steps)
 
     def _step(
-        self, doc: Document, path: PathKey, item: dict[str, Any], names: set[str], seed: bool,
-        later: dict[str, str] | None = None,
+        self, doc: Document, path: PathKey, item: dict[str, Any], names: Collection[str], seed: bool,
+        later: Mapping[str, str] | None = None,
     ) -> model.Step | None:
         pos = doc.positions
         loc = pos.of(path)
@@ -563,16 +652,16 @@ class _Builder:
 
     # ------------------------------------------------------------ expressions
 
-    def _scope(self, names: set[str], later: dict[str, str] | None = None) -> expr.Scope:
+    def _scope(self, names: Collection[str], later: Mapping[str, str] | None = None) -> expr.Scope:
         return expr.Scope(
             services=self.scope_services,
-            names=frozenset({"r", "steps", *names}),
-            unavailable=later or {},
+            names=_ScopeNames(names),  # type: ignore[arg-type]  # a view, not a copy
+            unavailable=later if later is not None else {},
         )
 
     def _expectations(
-        self, doc: Document, path: PathKey, items: list[Any], names: set[str],
-        later: dict[str, str] | None = None,
+        self, doc: Document, path: PathKey, items: list[Any], names: Collection[str],
+        later: Mapping[str, str] | None = None,
     ) -> tuple[model.Expectation, ...]:
         out = []
         scope = self._scope(names, later)

@@ -33,7 +33,10 @@ _NULL = _TAG + "null"
 _TIMESTAMP = _TAG + "timestamp"
 _MERGE = _TAG + "merge"
 _SCALAR_TAGS = {_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP}
-_MAX_NODES = 200_000  # guards against alias bombs ("billion laughs")
+# Guards against alias bombs ("billion laughs"): how many nodes aliases may add by
+# repeating what is written elsewhere. What the file itself writes is bounded by its size
+# and never counted, so a seed of 100,000 keys loads.
+_MAX_ALIASED_NODES = 200_000
 # Far deeper than any real file, and shallow enough that nothing recursive (the composer,
 # the builder, the schema check) comes near Python's recursion limit.
 _MAX_DEPTH = 100
@@ -206,7 +209,8 @@ class _Builder:
     def __init__(self, file: str) -> None:
         self.positions = Positions(file)
         self.file = file
-        self._count = 0
+        self._built: set[int] = set()  # nodes built once; building one again is an alias
+        self._aliased = 0
         self._open: set[int] = set()  # collections being built: an alias to one is a cycle
         self._entries: dict[int, list[tuple[str, ScalarNode, Node]]] = {}  # per mapping node
         self._merging: set[int] = set()
@@ -215,12 +219,16 @@ class _Builder:
         return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def build(self, node: Node, path: PathKey) -> Any:
-        self._count += 1
-        if self._count > _MAX_NODES:
-            raise SpecError(
-                f"the document expands to more than {_MAX_NODES} nodes (too many YAML aliases?)",
-                self.loc(node),
-            )
+        if id(node) in self._built:
+            self._aliased += 1
+            if self._aliased > _MAX_ALIASED_NODES:
+                raise SpecError(
+                    f"the document's aliases expand to more than {_MAX_ALIASED_NODES} nodes "
+                    "(an alias of an alias of ...: a \"billion laughs\" document?)",
+                    self.loc(node),
+                )
+        else:
+            self._built.add(id(node))
         if len(path) >= _MAX_DEPTH:  # reachable through aliases, which the composer does not nest
             raise SpecError(_too_deep_message(), self.loc(node))
         self.positions.values[path] = self.loc(node)

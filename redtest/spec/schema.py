@@ -181,13 +181,20 @@ def _one_key_message(error: Any, where: str, instance: dict[str, Any]) -> str:
     )
 
 
-def check_documents(docs: list[Document]) -> None:
-    """Raise SpecErrors for every schema violation in any of `docs`."""
+def check_documents(docs: list[Document], cache: dict[int, list[SpecError]] | None = None) -> None:
+    """Raise SpecErrors for every schema violation in any of `docs`.
+
+    `cache` (id of a document -> its errors) spares validating a file that several
+    suites include more than once; the caller keeps the documents alive.
+    """
     from redtest.errors import SpecErrors
 
+    cache = cache if cache is not None else {}
     found: list[SpecError] = []
     for doc in docs:
-        found.extend(validate_document(doc))
+        if id(doc) not in cache:
+            cache[id(doc)] = validate_document(doc)
+        found.extend(cache[id(doc)])
     if len(found) == 1:
         raise found[0]
     if found:
