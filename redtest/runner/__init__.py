@@ -85,6 +85,7 @@ def run(
                     # A process that failed to start carries its output (ProcessStartError).
                     output = getattr(exc, "output", None)
                     results.extend(_errored(t, str(exc), events, output) for t in tests)
+                    infos.extend(env.infos)  # what did start, for the reports' services
                     continue
                 infos.extend(env.infos)
                 events.services_ready(env.infos)

@@ -6,6 +6,7 @@ the command redtest printed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -87,6 +88,22 @@ def test_fail_fast_stops_after_a_service_that_cannot_start(cli, tmp_path: Path) 
     assert result.returncode == 3, result.stdout + result.stderr
     assert re.search(r"ERROR +a_bad\.yaml::t1", result.stdout), result.stdout
     assert re.search(r"SKIP +b_good\.yaml::t2 .*--fail-fast", result.stdout), result.stdout
+
+
+def test_reports_list_the_services_that_started_before_one_failed(cli, tmp_path: Path) -> None:
+    """The JSON report promises every service of the run: a file whose app cannot start
+    still ran its Redis server, which the report must show."""
+    suite = tmp_path / "mixed.yaml"
+    suite.write_text(
+        "version: 1\nservices:\n  cache:\n    interfaces: {main: {protocol: redis}}\n"
+        "  app:\n    command: [python3, -c, 'import sys; sys.exit(3)']\n    depends_on: [cache]\n"
+        "scenarios:\n  t1:\n    steps:\n      - sleep: 1ms\n"
+    )
+    report = tmp_path / "r.json"
+    result = cli(["run", str(suite), "--runtime", "local", "--json", str(report)])
+    assert result.returncode == 3, result.stdout + result.stderr
+    services = json.loads(report.read_text())["services"]
+    assert [(s["name"], s["runtime"]) for s in services] == [("cache", "local")], services
 
 
 def test_keep_services_reports_what_it_kept_when_a_later_service_fails(cli, tmp_path: Path) -> None:
