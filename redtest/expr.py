@@ -471,8 +471,22 @@ class _Checker:
 
     def check_Compare(self, node: ast.Compare, depth: int) -> None:
         self.check(node.left, depth)
-        for comparator in node.comparators:
+        left = node.left
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
             self.check(comparator, depth)
+            # Identity of strings and numbers depends on CPython's caches: `"1" is "1"`
+            # passes and `"OK" is "OK"` fails for the same data (Python itself warns).
+            if isinstance(op, (ast.Is, ast.IsNot)) and not (
+                _is_singleton(left) or _is_singleton(comparator)
+            ):
+                word = "is" if isinstance(op, ast.Is) else "is not"
+                raise self.error(
+                    comparator,
+                    f"'{word}' compares identity, not value: use "
+                    f"{'==' if word == 'is' else '!='} ('{word}' only compares with None, "
+                    "True or False)",
+                )
+            left = comparator
 
     def check_IfExp(self, node: ast.IfExp, depth: int) -> None:
         self.check(node.test, depth)
@@ -673,6 +687,11 @@ class _Checker:
                 values[name] = list(value) if isinstance(value, tuple) else value
         for path, message in argument_problems(protocol, method, values, label):
             raise self.error(nodes[str(path[0])], message)
+
+
+def _is_singleton(node: ast.expr) -> bool:
+    """`None`, `True` or `False` written out: the values `is` can compare reliably."""
+    return isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, bool))
 
 
 def _span(node: ast.expr) -> tuple[int, int]:

@@ -160,6 +160,8 @@ class Document:
 
 
 _MAX_MAPPED_CHARS = 20_000
+# How many characters of a double-quoted scalar an escape takes (`\t`, `\"`: 2).
+_ESCAPE_SIZES = {"x": 4, "u": 6, "U": 10}
 
 
 def _char_positions(node: ScalarNode) -> tuple[tuple[int, int], ...] | None:
@@ -182,14 +184,21 @@ def _char_positions(node: ScalarNode) -> tuple[tuple[int, int], ...] | None:
         j, line, col = nl + 1, line + 1, 1
     elif node.style in ("'", '"'):
         j, col = j + 1, col + 1
+    escapes = node.style == '"'
     out = []
     for ch in value:
         while j < end.index and buffer[j] != ch:
+            if escapes and buffer[j] == "\\" and buffer[j + 1 : j + 2] not in ("\n", "\r"):
+                break  # an escape (`\t`, `\x41`...) written for this character
             line, col = (line + 1, 1) if buffer[j] == "\n" else (line, col + 1)
             j += 1
         if j >= end.index:
             return None
         out.append((line, col))
+        if escapes and buffer[j] == "\\":
+            size = _ESCAPE_SIZES.get(buffer[j + 1 : j + 2], 2)
+            j, col = j + size, col + size
+            continue
         line, col = (line + 1, 1) if ch == "\n" else (line, col + 1)
         j += 1
     return tuple(out)
@@ -339,8 +348,6 @@ class _Builder:
         cached = self._entries.get(id(node))
         if cached is not None:
             return cached
-        if id(node) in self._merging:
-            raise SpecError("a merge key '<<' here merges the mapping that contains it", self.loc(node))
         self._merging.add(id(node))
         written: dict[str, ScalarNode] = {}
         merge_key: Node | None = None
@@ -370,12 +377,19 @@ class _Builder:
                 entries.append((self._key(key_node), key_node, value_node))
                 continue
             sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            # Errors point at the `<<` key: an alias's own position is lost in composing,
+            # and the anchored node it stands for may be anywhere in the file.
             for source in sources:
                 if not isinstance(source, MappingNode):
+                    kind = "a list" if isinstance(source, SequenceNode) else "a single value"
                     raise SpecError(
                         "a merge key '<<' takes a mapping or a list of mappings, e.g. <<: *base "
-                        "or <<: [*a, *b]",
-                        self.loc(source),
+                        f"or <<: [*a, *b]; here it is given {kind}",
+                        self.loc(key_node),
+                    )
+                if id(source) in self._merging:
+                    raise SpecError(
+                        "this merge key '<<' merges a mapping that contains it", self.loc(key_node)
                     )
                 for entry in self._mapping_entries(source):
                     if entry[0] not in taken:
@@ -441,22 +455,31 @@ def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
 # plain (not quoted, not flow), holding ': ', either after a '(' (`assert_eq(r, {"a": 1})`)
 # or in an item of an `expect:` list (`r.data == {"a": 1}`; see _under_expect).
 _SPLIT_ITEM = re.compile(r"( *)- +([^\s'\"{\[#&*!|>%@`].*?: .*?)\s*\Z")
+# An `expect:` item that starts with a quoted string, a list or a dict literal and goes
+# on (`- "a" in r.data`): YAML reads that as the whole item and fails at what follows.
+_QUOTED_ITEM = re.compile(r"( *)- +(['\"{\[].*?)\s*\Z")
+_OPENS = {"'": "string", '"': "string", "{": "mapping", "[": "list"}
 _CALL_BEFORE_COLON = re.compile(r"[^:]*\(")
 _EXPECT_KEY = re.compile(r" *(?:- +)?expect: *(?:#.*)?\Z")
 _SPLIT_CANDIDATES = 4  # items tried, nearest first: each try re-parses the file
 
 
 def quote_item(item: str) -> str:
-    """`item` as a single-quoted YAML scalar, the form an expression with ': ' needs."""
+    """`item` as a quoted YAML scalar, the form an expression with ': ' needs: in single
+    quotes, or in double quotes when that needs no escapes (`"'a' in r.data"`)."""
+    if "'" in item and '"' not in item and "\\" not in item:
+        return '"' + item + '"'
     return "'" + item.replace("'", "''") + "'"
 
 
-def _split_item(text: str, exc: yaml.YAMLError) -> tuple[int, int, str] | None:
-    """The unquoted expression item that made YAML fail, as (line, column, item), if any.
+def _split_item(text: str, exc: yaml.YAMLError) -> tuple[int, int, str, bool] | None:
+    """The unquoted expression item that made YAML fail, as (line, column, item, whether
+    it starts with a quote or a bracket), if any.
 
     YAML reads `- assert_eq(r.data, {"a": 1})` as a mapping, and a quote after the ': '
-    may then open a string that swallows the rest of the file. A candidate item is
-    blamed only when quoting it makes the error go away or move past where it was.
+    may then open a string that swallows the rest of the file; it reads the `"a"` of
+    `- "a" in r.data` as the whole item. A candidate item is blamed only when quoting it
+    makes the error go away or move past where it was.
     """
     problem = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if problem is None:
@@ -471,10 +494,19 @@ def _split_item(text: str, exc: yaml.YAMLError) -> tuple[int, int, str] | None:
     tried = 0
     for number in order:
         match = _SPLIT_ITEM.match(lines[number])
-        if not match:
-            continue
+        quoted = match is None
+        if quoted:
+            match = _QUOTED_ITEM.match(lines[number])
+            if not match or not _under_expect(lines, number, len(match.group(1))):
+                continue
+            if first_guess is not None and (first_guess.line, first_guess.column) == (
+                number, match.start(2)
+            ):
+                continue  # its own quote is never closed: that is the error to report
         item = match.group(2)
-        if not _CALL_BEFORE_COLON.match(item) and not _under_expect(lines, number, len(match.group(1))):
+        if not quoted and not _CALL_BEFORE_COLON.match(item) and not _under_expect(
+            lines, number, len(match.group(1))
+        ):
             continue  # a plain mapping in a list (a step, say), as meant
         fixed = [*lines[:number], f"{match.group(1)}- {quote_item(item)}", *lines[number + 1 :]]
         try:
@@ -487,7 +519,7 @@ def _split_item(text: str, exc: yaml.YAMLError) -> tuple[int, int, str] | None:
                 if tried >= _SPLIT_CANDIDATES:
                     return None
                 continue
-        return number + 1, match.start(2) + 1, item
+        return number + 1, match.start(2) + 1, item, quoted
     return None
 
 
@@ -590,13 +622,21 @@ def _compose(text: str, display: str) -> list[Node]:
         split = _split_item(text, exc)
         if split is None:
             raise _yaml_error(exc, display) from None
-        line, column, item = split
-        raise SpecError(
-            f"invalid YAML: YAML reads the ': ' in this unquoted item as a mapping key, and then "
-            f"{_failure(exc)}; an expression that holds ': ' (a dict literal or a string, say) "
-            f"must be quoted, so quote the whole item: - {quote_item(item)}",
-            Location(display, line, column),
-        ) from None
+        line, column, item, quoted = split
+        if quoted:
+            what = _OPENS[item[0]]
+            text = (
+                f"invalid YAML: this item starts with {item[0]}, so YAML reads the {what} it "
+                f"opens as the whole item, and then {_failure(exc)}; an expression that starts "
+                f"with a {what} must be quoted as a whole: - {quote_item(item)}"
+            )
+        else:
+            text = (
+                f"invalid YAML: YAML reads the ': ' in this unquoted item as a mapping key, and "
+                f"then {_failure(exc)}; an expression that holds ': ' (a dict literal or a "
+                f"string, say) must be quoted, so quote the whole item: - {quote_item(item)}"
+            )
+        raise SpecError(text, Location(display, line, column)) from None
     finally:
         loader.dispose()
     return nodes
