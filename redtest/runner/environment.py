@@ -333,6 +333,10 @@ def _start_process(env: Environment, svc: model.Service, stack: ExitStack, *, ke
     except ProcessStartError:
         env.keep_logs.add(svc.name)
         raise
+    except ServiceError:
+        if keep:  # it never ran (no workdir, no program): an empty folder no message names
+            shutil.rmtree(log_dir, ignore_errors=True)
+        raise
     env.running[svc.name] = rp
     if not keep:
         stack.callback(rp.stop)

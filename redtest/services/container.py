@@ -93,6 +93,8 @@ def _wait_app_ready(running: ContainerService, service: Service) -> None:
         wait_http(f"http://{ep.host}:{ep.port}{path}", timeout, **common)
     elif hc is not None and hc.kind == "tcp":
         host, _, port = hc.target.rpartition(":")
+        if not port.isdigit():  # `${env.NAME}` may expand to anything
+            raise ServiceError(f"service '{service.name}': bad tcp healthcheck {hc.target!r}", service.loc)
         wait_tcp(host or HOST, int(port), timeout, **common)
     else:
         for ep in running.endpoints.values():

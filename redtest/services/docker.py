@@ -132,9 +132,7 @@ class ContainerService(RunningService):
         except docker.errors.DockerException:
             return None
         if self.container.status in ("exited", "dead"):
-            code = self.container.attrs.get("State", {}).get("ExitCode")
-            tail = self.logs()[-_LOG_TAIL:].strip() or "(no output)"
-            return f"the container exited with status {code}; logs:\n{tail}"
+            return _exited(self.container)
         return None
 
     def _stop(self) -> None:
@@ -286,6 +284,19 @@ def _run(
         ) from None
 
 
+def _exited(container: Container) -> str:
+    """Why a stopped container can never answer: its exit status and the end of its logs."""
+    import docker
+
+    code = container.attrs.get("State", {}).get("ExitCode")
+    try:
+        text = container.logs().decode("utf-8", "replace")
+    except docker.errors.DockerException:
+        text = ""
+    tail = text[-_LOG_TAIL:].strip() or "(no output)"
+    return f"the container exited with status {code}; logs:\n{tail}"
+
+
 def _host_port(container: Container, port: int, service: Service) -> int:
     """The loopback port the engine published for `port`; ServiceError if none appears."""
     deadline = time.monotonic() + 5
@@ -296,7 +307,16 @@ def _host_port(container: Container, port: int, service: Service) -> int:
         )
         if bindings:
             return int(bindings[0]["HostPort"])
-        if time.monotonic() > deadline or container.status in ("exited", "dead"):
+        if container.status in ("exited", "dead"):
+            # An exited container publishes no port: what it printed is the reason.
+            reason = _exited(container)
+            with contextlib.suppress(Exception):
+                container.remove(force=True, v=True)
+            raise ServiceError(
+                f"service '{service.name}' (runtime docker) stopped before it was ready: {reason}",
+                service.loc,
+            )
+        if time.monotonic() > deadline:
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
             raise ServiceError(

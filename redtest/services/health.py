@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
@@ -160,6 +162,8 @@ def wait_redis_ping(
 
 # Readiness is always a local address: never send it through HTTP_PROXY.
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Characters a URL may hold as they are; `%` too, so a path already encoded stays as written.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
 def wait_http(
@@ -172,6 +176,9 @@ def wait_http(
     alive: AliveCheck | None = None,
 ) -> None:
     """Return once GET url answers with a status below 400; ServiceError at the deadline."""
+    # As the http steps do (requests): a space or a non-ASCII letter in the path is
+    # percent-encoded; urllib would refuse such a URL with an exception instead.
+    url = urllib.parse.quote(url, safe=_URL_SAFE)
 
     def probe(attempt: float) -> str | None:
         try:
@@ -182,6 +189,10 @@ def wait_http(
         except urllib.error.URLError as exc:
             reason = exc.reason
             return _describe(reason) if isinstance(reason, OSError) else str(reason)
+        except http.client.HTTPException as exc:
+            # Something listens but does not speak HTTP (yet): keep waiting, and say so.
+            text = str(exc).strip()[:100]
+            return f"an answer that is not HTTP ({type(exc).__name__}: {text!r})"
 
     _wait(probe, f"GET {url} did not answer with a 2xx/3xx status", timeout,
           service=service, runtime=runtime, location=location, alive=alive, attempt_cap=2.0)
