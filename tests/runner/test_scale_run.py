@@ -90,7 +90,8 @@ class _Sampler(BaseListener):
 
 def test_a_long_run_holds_no_more_connections_or_threads_at_its_end(tmp_path: Path) -> None:
     """300 tests, a third of them with a fault (fresh connections, rule swaps): what is
-    open after test 30 is what is open after test 300, and after the run, what was before."""
+    open near the end is no more than what was open early on, and after the run, what was
+    before."""
     parts = [
         SERVICE,
         "    seed:\n      - cache.main.command: {cmd: FLUSHALL}\n",
@@ -110,10 +111,20 @@ def test_a_long_run_holds_no_more_connections_or_threads_at_its_end(tmp_path: Pa
     path = tmp_path / "many.yaml"
     path.write_text("".join(parts))
     suite = load_suite(path)
+    # a first, small run opens what stays open for the process's life (modules imported
+    # on first use, the embedded runtime's files), so `before` is taken after it
+    warm = tmp_path / "warm.yaml"
+    warm.write_text("".join(parts[:3]) + "scenarios:\n  w:\n    steps:\n      - cache.main.ping: {}\n")
+    assert run([load_suite(warm)], RunOptions(runtime="embedded"), [])[0].tests[0].status == "passed"
     before = (len(os.listdir("/proc/self/fd")), threading.active_count())
     sampler = _Sampler()
     result, _ = run([suite], RunOptions(runtime="embedded"), [sampler])
     assert [t.status for t in result.tests] == ["passed"] * 300
-    assert sampler.samples[29] == sampler.samples[-1], sampler.samples[29:]
+    # Closing is asynchronous (the proxy's loop closes a pair a moment after the test),
+    # so a sample may catch one or two descriptors on their way out: compare the highest
+    # counts of an early stretch and of the end, which grow only if something piles up.
+    early, late = sampler.samples[20:80], sampler.samples[-60:]
+    for what, i in (("descriptors", 0), ("threads", 1)):
+        assert max(x[i] for x in late) <= max(x[i] for x in early), (what, early, late)
     after = (len(os.listdir("/proc/self/fd")), threading.active_count())
     assert after == before
