@@ -70,6 +70,21 @@ def _redtest(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _processes_under(folder: Path) -> list[int]:
+    """Processes (other than this one) whose working directory is in `folder`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd.startswith(str(folder)) and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
 def _assert_all_stopped(pids: list[int]) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
@@ -158,7 +173,9 @@ def test_keep_services_says_how_to_stop_and_what_no_longer_answers(cli, tmp_path
         "    command: [python3, -c, 'import time; time.sleep(600)', '${cache.main.url}']\n"
         "scenarios:\n  s:\n    steps:\n      - cache.main.ping: {}\n"
     )
-    result = cli(["run", str(suite), "--runtime", "local", "-q", "--keep-services"])
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    result = cli(["run", str(suite), "--runtime", "local", "-q", "--keep-services"], env={"TMPDIR": str(tmp)})
     hints = re.findall(
         r"kept (\w+) \(\w+\): .*; pid (\d+); stop it with: kill -TERM -- -(\d+)(?: && rm -rf (\S+))?\n",
         result.stderr,
@@ -178,4 +195,8 @@ def test_keep_services_says_how_to_stop_and_what_no_longer_answers(cli, tmp_path
             os.killpg(int(group), signal.SIGTERM)
             if folder:
                 shutil.rmtree(folder)
+        # kept and not (or wrongly) announced: stop it too, so a failure here leaks nothing
+        for pid in _processes_under(tmp_path):
+            if pid not in pids:
+                os.kill(pid, signal.SIGKILL)
     _assert_all_stopped(pids)
