@@ -153,7 +153,7 @@ def validate(paths: tuple[str, ...]) -> None:
 
 @main.command(name="list")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("-k", "keyword", help="Only tests whose name matches (substring or glob).")
+@click.option("-k", "keyword", help="Only tests whose id (FILE::NAME) contains TEXT; with * ? [ also a glob on the name or id.")
 @click.option("--tag", "tags", multiple=True, help="Only tests with this tag (repeatable).")
 @click.option("--matrix", is_flag=True, help="Include the scenario × fault matrix cells.")
 @debug_option
@@ -242,17 +242,17 @@ def proxy(upstream: str, listen: str, faults_file: str | None, fault_names: tupl
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("-k", "keyword", help="Only tests whose name matches (substring, or a glob with * ? [).")
+@click.option("-k", "keyword", help="Only tests whose id (FILE::NAME) contains TEXT; with * ? [ also a glob on the name or id.")
 @click.option("--tag", "tags", multiple=True, help="Only tests with this tag (repeatable).")
-@click.option("-x", "--fail-fast", is_flag=True, help="Stop after the first failed test.")
+@click.option("-x", "--fail-fast", is_flag=True, help="Stop after the first failed or errored test; the rest are reported as skipped.")
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write a JUnit XML report.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write a JSON report.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write a JSON report (shape: docs/json-report.md).")
 @click.option("--html", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
 @click.option("--runtime", type=click.Choice(["auto", "docker", "local", "embedded"]),
-              help="Serve every Redis service with this runtime.")
+              help="Serve every Redis service with this runtime, whatever its file says (auto: docker, else a local redis-server, else embedded).")
 @click.option("--matrix", is_flag=True, help="Also run every scenario under every fault on its interfaces.")
 @click.option("--random-seed", type=int, help="Seed for probabilistic fault rules (printed when omitted).")
-@click.option("--keep-services", is_flag=True, help="Leave services running after the run.")
+@click.option("--keep-services", is_flag=True, help="Leave Redis servers and applications running after the run and print how to stop each (the fault proxies stop with redtest).")
 @click.option("-v", "--verbose", count=True, help="Show every step of every test.")
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the summary.")
 @click.option("--no-color", is_flag=True, help="Plain text, no colours (also NO_COLOR=1).")
