@@ -46,7 +46,10 @@ def load_rules(faults_file: str | None, names: tuple[str, ...]) -> list[tuple[st
     rules: list[tuple[str, Rule]] = []
     for name in chosen:
         if name not in suite.faults:
-            raise UsageError(f"{faults_file} has no fault {name!r}{suggest(name, suite.faults)}")
+            known = ", ".join(suite.faults) or "none"
+            raise UsageError(
+                f"{faults_file} has no fault {name!r}{suggest(name, suite.faults)}; its faults: {known}"
+            )
         rules.extend((name, rule) for rule in suite.faults[name].rules)
     return rules
 

@@ -78,6 +78,7 @@ def test_unknown_fault_is_a_usage_error(server, tmp_path, cli) -> None:
     result = cli(["proxy", "--upstream", f"127.0.0.1:{server}", "--faults", str(faults), "--fault", "sloow"])
     assert result.returncode == 2
     assert "no fault 'sloow'" in result.stderr and "did you mean 'slow'" in result.stderr
+    assert "its faults: set_fails, slow" in result.stderr
 
 
 def test_bad_address_is_a_usage_error(cli) -> None:

@@ -247,9 +247,19 @@ def _wait_ready(service: Service, running: RunningProcess) -> None:
     except ServiceError as exc:
         if running.returncode is not None:
             raise _start_error(_exit_message(service, running), service, running) from None
-        raise _start_error(exc.message + output_block(running), service, running) from None
+        raise _start_error(exc.message + _port_hint(exc.message, running) + output_block(running),
+                           service, running) from None
     if running.returncode is not None:
         raise _start_error(_exit_message(service, running), service, running)
+
+
+def _port_hint(message: str, running: RunningProcess) -> str:
+    """Nothing listens where the app was told to: most often it keeps its own port."""
+    if "refused" not in message.lower() or not running.endpoints:
+        return ""
+    names = ", ".join(f"${{self.{name}.port}}" for name in running.endpoints)
+    return (f"\n(the application must listen on the port redtest gives it, {names}: the port "
+            "written under interfaces is replaced by a free one each run)")
 
 
 def _start_error(message: str, service: Service, running: RunningProcess) -> ProcessStartError:

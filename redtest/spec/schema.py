@@ -127,6 +127,7 @@ def _to_spec_error(doc: Document, error: Any) -> SpecError:
         text = f"{where} must be {wanted}, not {_describe_value(error.instance)}"
         if description:
             text += f" ({description.rstrip('.')})"
+        text += _shorthand_hint(path, error.instance)
         return SpecError(text, pos.of(path))
     if validator in ("minProperties", "maxProperties") and isinstance(error.instance, dict):
         return SpecError(_one_key_message(error, where, error.instance), pos.of(path))
@@ -137,6 +138,20 @@ def _to_spec_error(doc: Document, error: Any) -> SpecError:
         text += f" ({description.rstrip('.')})"
     location = pos.key_of(path) if validator in ("minProperties", "maxProperties") else pos.of(path)
     return SpecError(text, location)
+
+
+# The field a rule written in shorthand (`- delay: 500ms`) most likely meant.
+_EFFECT_FIELD = {"delay": "delay", "error": "message", "response": "value", "drop": "mode"}
+
+
+def _shorthand_hint(path: tuple[Any, ...], value: Any) -> str:
+    """For `rules: [- delay: 500ms]`: the form that works, `delay: {delay: 500ms}`."""
+    if (len(path) != 5 or path[0] != "faults" or path[2] != "rules"
+            or path[4] not in _EFFECT_FIELD or isinstance(value, (dict, list))):
+        return ""
+    effect = path[4]
+    shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
+    return f"; write {effect}: {{{_EFFECT_FIELD[effect]}: {shown}}}"
 
 
 _NO_EXPECT = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -391,3 +392,24 @@ def test_the_app_runs_in_its_own_session(tmp_path: Path) -> None:
         assert os.getsid(proc.pid) == proc.pid
     finally:
         proc.stop()
+
+
+def test_an_app_on_its_own_port_is_told_to_listen_on_the_one_it_is_given(cli, tmp_path) -> None:
+    """The app keeps the port written under interfaces; redtest gave it another one, so the
+    healthcheck meets `Connection refused` and the error says what to change."""
+    (tmp_path / "app.py").write_text(
+        "import http.server, socket\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()\n"
+        "http.server.HTTPServer(('127.0.0.1', port), http.server.BaseHTTPRequestHandler).serve_forever()\n"
+    )
+    (tmp_path / "s.yaml").write_text(
+        "version: 1\nservices:\n  app:\n    command: [python3, app.py]\n"
+        "    interfaces: {api: {protocol: http, port: 8765}}\n"
+        "    healthcheck: {http: /, timeout: 1s}\n"
+        "scenarios:\n  t:\n    steps: [{app.api.get: {path: /}}]\n"
+    )
+    result = cli(["run", "s.yaml", "--json", "r.json"], cwd=tmp_path)
+    assert result.returncode == 3, result.stdout + result.stderr
+    error = json.loads((tmp_path / "r.json").read_text())["tests"][0]["error"]
+    assert "Connection refused" in error
+    assert "the application must listen on the port redtest gives it, ${self.api.port}" in error

@@ -460,3 +460,16 @@ def test_sqlite_plain_params_pass(tmp_path) -> None:
 def test_command_needs_a_command_name(tmp_path, cmd: str) -> None:
     error = _one_error(tmp_path, _scenario(f"- cache.main.command: {{cmd: {cmd}}}\n"))
     assert "argument 'cmd' of cache.main.command must be a command name such as HGETALL" in error
+
+
+def test_a_rule_in_shorthand_is_shown_its_working_form(tmp_path) -> None:
+    """`- delay: 500ms` reads naturally but is refused: the error shows the form that works."""
+    text = REDIS + (
+        "faults:\n  f:\n    target: cache.main\n    rules:\n"
+        "      - delay: 500ms\n      - error: READONLY\n      - response: 1\n"
+    )
+    errors = _errors(tmp_path, text)
+    assert len(errors) == 3, errors
+    assert errors[0].startswith("9:16: ") and errors[0].endswith("; write delay: {delay: 500ms}")
+    assert errors[1].endswith("; write error: {message: READONLY}")
+    assert errors[2].endswith("; write response: {value: 1}")
