@@ -21,24 +21,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from process_support import processes_under
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _processes_under(folder: Path) -> list[int]:
-    """Live processes whose working directory is `folder` or below it."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if (cwd == str(folder) or cwd.startswith(f"{folder}/")) and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.parametrize(
@@ -85,7 +70,7 @@ def test_ctrl_c_while_a_finished_suite_stops_hurries_and_ends_the_run(tmp_path: 
         line = proc.stdout.readline()
         assert "PASS  a.yaml::t1" in line, line
         time.sleep(0.5)  # the suite's cleanup is now waiting for the app to exit
-        assert _processes_under(tmp_path), "the app is still being stopped"
+        assert processes_under(tmp_path), "the app is still being stopped"
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         out, err = proc.communicate(timeout=30)
@@ -98,7 +83,7 @@ def test_ctrl_c_while_a_finished_suite_stops_hurries_and_ends_the_run(tmp_path: 
     assert took < 3, f"the stop was not hurried: {took:.1f}s (grace period 5 s)"
     assert err.strip() == "interrupted: everything redtest started has been stopped", err
     assert "b.yaml" not in out  # the next suite never started
-    assert _processes_under(tmp_path) == []
+    assert processes_under(tmp_path) == []
     assert not list(tmp_path.glob("redtest-*")), list(tmp_path.iterdir())
 
 

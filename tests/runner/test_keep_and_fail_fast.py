@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from process_support import processes_under
+
 ROOT = Path(__file__).resolve().parents[2]
 KEPT = re.compile(
     r"kept (\w+) \((\w+)\): .*; pid (\d+); stop it with: kill -TERM -- -(\d+)(?: && rm -rf (\S+))?\n"
@@ -60,21 +62,6 @@ def _wait_gone(pids: list[int]) -> list[int]:
     return [p for p in pids if _alive(p)]
 
 
-def _redis_servers_in(tmp: Path) -> list[int]:
-    """redis-server processes whose working directory is under `tmp` (their temp dir)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if cwd.startswith(str(tmp)) and _alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
-
-
 def test_fail_fast_stops_after_a_service_that_cannot_start(cli, tmp_path: Path) -> None:
     (tmp_path / "a_bad.yaml").write_text(
         "version: 1\nservices:\n  app:\n    command: [python3, -c, 'import sys; sys.exit(3)']\n"
@@ -116,7 +103,7 @@ def test_keep_services_reports_what_it_kept_when_a_later_service_fails(cli, tmp_
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     result = cli(["run", str(suite), "--runtime", "local", "--keep-services"], env={"TMPDIR": str(tmp)})
-    left = _redis_servers_in(tmp)  # before the hint stops them: a quick exit hides one
+    left = processes_under(tmp)  # before the hint stops them: a quick exit hides one
     pids = _stop_kept(result.stderr)
     for pid in left:
         if pid not in pids:  # not reported, so stop it here
@@ -144,12 +131,12 @@ def test_keep_services_reports_what_it_kept_when_interrupted(tmp_path: Path) -> 
         stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not _redis_servers_in(tmp):
+    while time.monotonic() < deadline and not processes_under(tmp):
         time.sleep(0.05)
     time.sleep(1.0)  # in the 60 s sleep
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    left = _redis_servers_in(tmp)  # before the hint stops them: a quick exit hides one
+    left = processes_under(tmp)  # before the hint stops them: a quick exit hides one
     pids = _stop_kept(err)
     for pid in left:
         if pid not in pids:

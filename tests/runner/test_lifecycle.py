@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from process_support import processes_under
 
 SUITE = Path(__file__).parent / "suites" / "lifecycle.yaml"
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,21 +69,6 @@ def _redtest(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         stdin=subprocess.DEVNULL,
     )
-
-
-def _processes_under(folder: Path) -> list[int]:
-    """Processes (other than this one) whose working directory is in `folder`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if cwd.startswith(str(folder)) and _alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 def _assert_all_stopped(pids: list[int]) -> None:
@@ -196,7 +182,7 @@ def test_keep_services_says_how_to_stop_and_what_no_longer_answers(cli, tmp_path
             if folder:
                 shutil.rmtree(folder)
         # kept and not (or wrongly) announced: stop it too, so a failure here leaks nothing
-        for pid in _processes_under(tmp_path):
+        for pid in processes_under(tmp_path):
             if pid not in pids:
                 os.kill(pid, signal.SIGKILL)
     _assert_all_stopped(pids)

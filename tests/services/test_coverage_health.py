@@ -9,10 +9,10 @@ ready (exit 3) or a run that passes.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from process_support import processes_under
 
 NOT_HTTP = """\
 import os, socket
@@ -54,19 +54,6 @@ def _suite(tmp_path: Path, script: str, health_path: str, steps: str = "      - 
     return suite
 
 
-def _app_processes(tmp_path: Path) -> list[int]:
-    """Processes whose working directory is `tmp_path` (the app runs there)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.readlink(entry / "cwd") == str(tmp_path):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def test_an_answer_that_is_not_http_is_a_service_not_ready(cli, tmp_path: Path) -> None:
     suite = _suite(tmp_path, NOT_HTTP, "/health")
     report = tmp_path / "r.json"
@@ -78,7 +65,7 @@ def test_an_answer_that_is_not_http_is_a_service_not_ready(cli, tmp_path: Path) 
     assert "service 'app' (runtime process) did not become ready: GET http://127.0.0.1:" in test["error"]
     assert "last seen: an answer that is not HTTP (BadStatusLine: 'garbage here')" in test["error"]
     assert test["error"].startswith(f"{suite}:3:3: ")
-    assert _app_processes(tmp_path) == []
+    assert processes_under(tmp_path, exact=True) == []
 
 
 @pytest.mark.parametrize("path", ["/santé", "/health?q=a b"])
@@ -92,4 +79,4 @@ def test_a_healthcheck_path_is_percent_encoded_as_the_steps_are(cli, tmp_path: P
     test = json.loads(report.read_text())["tests"][0]
     expected = {"/santé": "/sant%C3%A9", "/health?q=a b": "/health?q=a%20b"}[path]
     assert test["steps"][0]["response"]["data"] == expected
-    assert _app_processes(tmp_path) == []
+    assert processes_under(tmp_path, exact=True) == []
