@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import hiredis
 import pytest
 
+from redtest.clients.redis import RedisInterface
+
 
 @pytest.fixture
 def flushed(redis_server):  # type: ignore[no-untyped-def]
@@ -88,6 +90,14 @@ class FakeServer:
             except OSError:
                 pass
         self._thread.join(2)
+
+
+@pytest.fixture
+def client(flushed):  # type: ignore[no-untyped-def]
+    """A RedisInterface (the steps' client) on the flushed session server."""
+    iface = RedisInterface(flushed.host, flushed.port, timeout=2.0)
+    yield iface
+    iface.close()
 
 
 @pytest.fixture

@@ -7,23 +7,12 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from redtest.clients.http import HttpInterface
 from redtest.clients.redis import RedisInterface
 from redtest.clients.sqlite import SqliteInterface
-
-RedisServer = Any
-
-
-@pytest.fixture
-def client(flushed: RedisServer) -> Iterator[RedisInterface]:
-    iface = RedisInterface(flushed.host, flushed.port, timeout=2.0)
-    yield iface
-    iface.close()
-
 
 # -- redis: reply shapes -------------------------------------------------------------------
 

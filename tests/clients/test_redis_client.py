@@ -18,13 +18,6 @@ RedisServer = Any
 
 
 @pytest.fixture
-def client(flushed: RedisServer) -> Iterator[RedisInterface]:
-    iface = RedisInterface(flushed.host, flushed.port, timeout=2.0)
-    yield iface
-    iface.close()
-
-
-@pytest.fixture
 def raw(flushed: RedisServer) -> Iterator[redis.Redis]:
     """A plain redis-py client for arranging data the interface can't write (binary)."""
     r = redis.Redis(flushed.host, flushed.port)
