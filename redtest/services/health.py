@@ -6,7 +6,6 @@ import http.client
 import socket
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
@@ -162,8 +161,6 @@ def wait_redis_ping(
 
 # Readiness is always a local address: never send it through HTTP_PROXY.
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-# Characters a URL may hold as they are; `%` too, so a path already encoded stays as written.
-_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
 def wait_http(
@@ -176,9 +173,11 @@ def wait_http(
     alive: AliveCheck | None = None,
 ) -> None:
     """Return once GET url answers with a status below 400; ServiceError at the deadline."""
-    # As the http steps do (requests): a space or a non-ASCII letter in the path is
-    # percent-encoded; urllib would refuse such a URL with an exception instead.
-    url = urllib.parse.quote(url, safe=_URL_SAFE)
+    # Encoded as the http steps' requests encodes it (a space or a non-ASCII letter in the
+    # path is percent-encoded); urllib would refuse such a URL with an exception instead.
+    from requests.utils import requote_uri
+
+    url = requote_uri(url)
 
     def probe(attempt: float) -> str | None:
         try:
