@@ -25,7 +25,7 @@ import math
 import operator
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,12 +153,17 @@ _STATEMENTS: dict[type[ast.AST], str] = {
 # -- public types ---------------------------------------------------------------------------
 
 
+ALWAYS_IN_SCOPE = frozenset({"r", "steps"})  # the last response and all of them
+
+
 @dataclass(frozen=True)
 class Scope:
     """What names an expression may use, known at load time."""
 
     services: Mapping[str, Mapping[str, str]]  # service -> interface -> protocol
-    names: frozenset[str]  # "r", "steps", and the `as:` names
+    # the `as:` names: a live view is fine, it is only read while compiling (r and steps,
+    # ALWAYS_IN_SCOPE, need not be in it)
+    names: Collection[str]
     # names that exist but not here, with why (a later step's `as:` in a step's expect)
     unavailable: Mapping[str, str] = field(default_factory=dict)
 
@@ -382,14 +387,14 @@ class _Checker:
                 node,
                 f"service {name} can only be used to call a method: {name}.INTERFACE.METHOD(...)",
             )
-        if name in self.scope.names:
+        if name in ALWAYS_IN_SCOPE or name in self.scope.names:
             self.used.add(name)
             return
         if name in FUNCTIONS:
             raise self.error(node, f"function {name} must be called: {name}(...)")
         if name in self.scope.unavailable:
             raise SpecError(f"'{name}' {self.scope.unavailable[name]}", self.loc)
-        candidates = set(self.scope.names) | set(self.scope.services) | set(FUNCTIONS)
+        candidates = ALWAYS_IN_SCOPE | set(self.scope.names) | set(self.scope.services) | set(FUNCTIONS)
         match = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
         hint = f" (did you mean '{match[0]}'?)" if match else ""
         # reported at the assertion itself, as the project's invalid-file corpus expects
@@ -574,7 +579,7 @@ class _Checker:
             raise self.error(node, f"names that begin with '_' are not allowed: {name}")
         fn = FUNCTIONS.get(name)
         if fn is None:
-            if name in self.scope.names:
+            if name in ALWAYS_IN_SCOPE or name in self.scope.names:
                 raise self.error(node, f"{name} is a value, not a function")
             if name in self.scope.services:
                 raise self.error(

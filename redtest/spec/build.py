@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,25 +34,6 @@ def suggest(name: str, choices: Iterable[str]) -> str:
 def _display(path: Path) -> str:
     """How a file is named in messages: as given, with `a/../b` folded."""
     return os.path.normpath(str(path))
-
-
-class _ScopeNames(AbstractSet[str]):
-    """`r`, `steps` and the given `as:` names, as a view of `names` (not a copy)."""
-
-    _BUILT_IN = ("r", "steps")
-
-    def __init__(self, names: Collection[str]) -> None:
-        self._names = names
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._BUILT_IN or name in self._names
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self._BUILT_IN
-        yield from (n for n in self._names if n not in self._BUILT_IN)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 class _LaterNames(Mapping[str, str]):
@@ -655,7 +635,7 @@ class _Builder:
     def _scope(self, names: Collection[str], later: Mapping[str, str] | None = None) -> expr.Scope:
         return expr.Scope(
             services=self.scope_services,
-            names=_ScopeNames(names),  # type: ignore[arg-type]  # a view, not a copy
+            names=names,  # a view of the names given so far, not a copy
             unavailable=later if later is not None else {},
         )
 
