@@ -49,15 +49,6 @@ debug_option = click.option("--debug", is_flag=True, expose_value=False, callbac
                             help="Show Python tracebacks for errors.")
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so the final flush at exit finds no closed pipe."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-
-
 class StdoutClosed(Exception):
     """The reader of our standard output went away (`redtest list | head -1`)."""
 
@@ -101,7 +92,9 @@ def handles_errors(func: F) -> F:
             click.echo(f"terminated: {_stopped(kwargs)}", err=True)
             sys.exit(143)
         except StdoutClosed:
-            _silence_stdout()
+            from redtest.report.console import point_at_devnull
+
+            point_at_devnull(sys.stdout)
             sys.exit(EXIT_BROKEN_PIPE)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise

@@ -57,11 +57,20 @@ class _Console(Console):
 
     def on_broken_pipe(self) -> None:
         self.quiet = True  # nothing more is printed
-        try:  # and the final flush at exit finds /dev/null instead of the closed pipe
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.file.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
+        point_at_devnull(self.file)
+
+
+def point_at_devnull(stream: IO[str]) -> None:
+    """Point a stream whose reader went away at /dev/null, so the final flush at exit
+    finds no closed pipe (Python would print an error and exit with 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def make_console(no_color: bool = False, stream: IO[str] | None = None, *, quiet: bool = False) -> Console:
